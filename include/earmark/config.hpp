@@ -1,0 +1,91 @@
+// Earmark configuration: plain structs with defaults, validated in one place, printable.
+//
+// Every field can be set from a YAML or JSON file (same key names, nested by section) and
+// the CLI overrides the most common ones. `Config::validate()` is the single place that
+// checks values; it throws earmark::Error with a message naming the key and the fix.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace earmark {
+
+// Which network to run and where its weights are.
+struct ModelConfig {
+  // A published model name (mn04_as, mn05_as, mn10_as, mn20_as, mn40_as_ext, ...) or a path to
+  // a checkpoint file (.pt state_dict as published upstream).
+  std::string name = "mn04_as";
+  // Folder that holds the checkpoints; empty: $EARMARK_MODELS, then ~/.cache/earmark/models.
+  std::string models_dir;
+  // Intra-op threads for the network; 0: use the number of cores (at most 8).
+  int threads = 0;
+  // Clips are batched through the network this many at a time.
+  int batch = 4;
+};
+
+// How the frame-level score grid is made over long audio.
+struct FramesConfig {
+  // "columns": the network runs on long chunks and each time column of its last feature map
+  //            is classified (0.32 s grid; chunks overlap so every column sees context).
+  // "windows": the network classifies overlapping fixed windows (hop = grid step).
+  std::string method = "columns";
+  // columns: length of each chunk fed to the network, and the context added on each side.
+  double chunk_s = 10.0;
+  double context_s = 2.0;
+  // columns: how many feature columns (each 0.32 s) are averaged before classifying one column.
+  int pool_columns = 3;
+  // windows: window length and hop.
+  double window_s = 2.0;
+  double hop_s = 0.32;
+  // Inputs shorter than this are padded (by repetition) so the network sees enough context.
+  double min_input_s = 1.0;
+};
+
+// Per-class detection thresholds; negative means "use the default".
+struct ClassThreshold {
+  double on = -1.0;
+  double off = -1.0;
+  double median_s = -1.0;
+  double min_duration_s = -1.0;
+};
+
+// Frame scores -> events.
+struct EventsConfig {
+  double threshold_on = 0.30;   // an event starts where the (smoothed) score rises above this
+  double threshold_off = 0.15;  // ... and goes on while the score stays above this (hysteresis)
+  double median_s = 0.96;       // median filter length over the score sequence (0: off)
+  double min_duration_s = 0.32; // shorter events are dropped
+  double merge_gap_s = 0.64;    // same-class events closer than this are merged
+  int max_classes_per_frame = 0; // 0: no limit; else only the top-k classes of a frame may be on
+  std::map<std::string, ClassThreshold> per_class;  // by AudioSet display name (or group name)
+  std::vector<std::string> allow;  // if not empty: only these labels (or groups) are reported
+  std::vector<std::string> deny;   // these labels are never reported
+  // Group several AudioSet labels under one reported name, e.g. "Dog": [Bark, Yip, Howl].
+  // A group's score per frame is the maximum of its members' scores.
+  std::map<std::string, std::vector<std::string>> groups;
+};
+
+// What is written per file and for the whole run.
+struct OutputConfig {
+  std::vector<std::string> formats = {"csv", "json", "audacity", "tsv"};
+  bool frame_scores = false;  // include the score grid in the JSON output
+  bool per_file = true;       // write one file per input besides the run-wide files
+};
+
+struct Config {
+  ModelConfig model;
+  FramesConfig frames;
+  EventsConfig events;
+  OutputConfig output;
+
+  // Throws earmark::Error naming the bad key and what to do.
+  void validate() const;
+  // YAML (also accepts JSON) text; every key optional.
+  static Config from_yaml_text(const std::string& text, const std::string& origin = "config");
+  static Config from_file(const std::string& path);
+  // Effective configuration as YAML, for logs and reports.
+  std::string to_yaml() const;
+};
+
+}  // namespace earmark

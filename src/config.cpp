@@ -1,0 +1,217 @@
+// Config: YAML/JSON loading, validation in one place, printing.
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "earmark/config.hpp"
+#include "earmark/earmark.hpp"
+
+namespace earmark {
+
+namespace {
+
+[[noreturn]] void bad(const std::string& key, const std::string& what) {
+  throw Error("config: '" + key + "' " + what);
+}
+
+template <typename T>
+void get(const YAML::Node& n, const char* key, T& out, const std::string& origin, const std::string& section) {
+  if (!n || !n[key]) return;
+  try {
+    out = n[key].as<T>();
+  } catch (const YAML::Exception& e) {
+    throw Error(origin + ": '" + section + "." + key + "' has the wrong type (" + e.msg + ")");
+  }
+}
+
+void check_known(const YAML::Node& n, const std::vector<std::string>& known, const std::string& origin,
+                 const std::string& section) {
+  if (!n) return;
+  if (!n.IsMap()) throw Error(origin + ": '" + section + "' must be a mapping");
+  for (const auto& kv : n) {
+    const auto k = kv.first.as<std::string>();
+    if (std::find(known.begin(), known.end(), k) == known.end()) {
+      std::string list;
+      for (const auto& s : known) list += (list.empty() ? "" : ", ") + s;
+      throw Error(origin + ": unknown key '" + (section.empty() ? k : section + "." + k) + "' (known: " + list + ")");
+    }
+  }
+}
+
+}  // namespace
+
+void Config::validate() const {
+  if (model.name.empty()) bad("model.name", "is empty: give a model name such as mn04_as or a checkpoint path");
+  if (model.threads < 0 || model.threads > 256) bad("model.threads", "must be between 0 (auto) and 256");
+  if (model.batch < 1 || model.batch > 256) bad("model.batch", "must be between 1 and 256");
+
+  if (frames.method != "columns" && frames.method != "windows")
+    bad("frames.method", "must be 'columns' or 'windows', not '" + frames.method + "'");
+  if (frames.chunk_s < 2.0 || frames.chunk_s > 60.0) bad("frames.chunk_s", "must be between 2 and 60 seconds");
+  if (frames.context_s < 0.0 || frames.context_s > frames.chunk_s / 2)
+    bad("frames.context_s", "must be between 0 and half of frames.chunk_s");
+  if (frames.pool_columns < 1 || frames.pool_columns > 31 || frames.pool_columns % 2 == 0)
+    bad("frames.pool_columns", "must be an odd number between 1 and 31");
+  if (frames.window_s < 0.5 || frames.window_s > 30.0) bad("frames.window_s", "must be between 0.5 and 30 seconds");
+  if (frames.hop_s < 0.01 || frames.hop_s > frames.window_s) bad("frames.hop_s", "must be between 0.01 s and frames.window_s");
+  if (frames.min_input_s < 0.0 || frames.min_input_s > 10.0) bad("frames.min_input_s", "must be between 0 and 10 seconds");
+
+  auto check_unit = [](const std::string& key, double v) {
+    if (!(v >= 0.0 && v <= 1.0)) bad(key, "must be a score between 0 and 1");
+  };
+  check_unit("events.threshold_on", events.threshold_on);
+  check_unit("events.threshold_off", events.threshold_off);
+  if (events.threshold_off > events.threshold_on)
+    bad("events.threshold_off", "must not be above events.threshold_on (hysteresis keeps an event on down to it)");
+  if (events.median_s < 0 || events.median_s > 60) bad("events.median_s", "must be between 0 and 60 seconds");
+  if (events.min_duration_s < 0) bad("events.min_duration_s", "must not be negative");
+  if (events.merge_gap_s < 0) bad("events.merge_gap_s", "must not be negative");
+  if (events.max_classes_per_frame < 0) bad("events.max_classes_per_frame", "must be 0 (no limit) or more");
+  for (const auto& [label, t] : events.per_class) {
+    const std::string k = "events.per_class." + label;
+    if (t.on >= 0) check_unit(k + ".on", t.on);
+    if (t.off >= 0) check_unit(k + ".off", t.off);
+    const double on = t.on >= 0 ? t.on : events.threshold_on;
+    const double off = t.off >= 0 ? t.off : std::min(events.threshold_off, on);
+    if (off > on) bad(k + ".off", "must not be above its 'on' threshold");
+    if (t.median_s > 60) bad(k + ".median_s", "must be at most 60 seconds");
+  }
+  for (const auto& [g, members] : events.groups)
+    if (members.empty()) bad("events.groups." + g, "has no member labels");
+
+  static const std::vector<std::string> known = {"csv", "json", "audacity", "tsv"};
+  for (const auto& f : output.formats)
+    if (std::find(known.begin(), known.end(), f) == known.end())
+      bad("output.formats", "has unknown format '" + f + "' (known: csv, json, audacity, tsv)");
+}
+
+Config Config::from_yaml_text(const std::string& text, const std::string& origin) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    throw Error(origin + ": not valid YAML/JSON at line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
+  }
+  Config c;
+  if (!root || root.IsNull()) return c;
+  if (!root.IsMap()) throw Error(origin + ": the top level must be a mapping (model:, frames:, events:, output:)");
+  check_known(root, {"model", "frames", "events", "output"}, origin, "");
+
+  const auto m = root["model"];
+  check_known(m, {"name", "models_dir", "threads", "batch"}, origin, "model");
+  get(m, "name", c.model.name, origin, "model");
+  get(m, "models_dir", c.model.models_dir, origin, "model");
+  get(m, "threads", c.model.threads, origin, "model");
+  get(m, "batch", c.model.batch, origin, "model");
+
+  const auto f = root["frames"];
+  check_known(f, {"method", "chunk_s", "context_s", "pool_columns", "window_s", "hop_s", "min_input_s"}, origin,
+              "frames");
+  get(f, "method", c.frames.method, origin, "frames");
+  get(f, "chunk_s", c.frames.chunk_s, origin, "frames");
+  get(f, "context_s", c.frames.context_s, origin, "frames");
+  get(f, "pool_columns", c.frames.pool_columns, origin, "frames");
+  get(f, "window_s", c.frames.window_s, origin, "frames");
+  get(f, "hop_s", c.frames.hop_s, origin, "frames");
+  get(f, "min_input_s", c.frames.min_input_s, origin, "frames");
+
+  const auto e = root["events"];
+  check_known(e, {"threshold_on", "threshold_off", "median_s", "min_duration_s", "merge_gap_s",
+                  "max_classes_per_frame", "per_class", "allow", "deny", "groups"},
+              origin, "events");
+  get(e, "threshold_on", c.events.threshold_on, origin, "events");
+  get(e, "threshold_off", c.events.threshold_off, origin, "events");
+  get(e, "median_s", c.events.median_s, origin, "events");
+  get(e, "min_duration_s", c.events.min_duration_s, origin, "events");
+  get(e, "merge_gap_s", c.events.merge_gap_s, origin, "events");
+  get(e, "max_classes_per_frame", c.events.max_classes_per_frame, origin, "events");
+  get(e, "allow", c.events.allow, origin, "events");
+  get(e, "deny", c.events.deny, origin, "events");
+  get(e, "groups", c.events.groups, origin, "events");
+  if (e && e["per_class"]) {
+    const auto pc = e["per_class"];
+    if (!pc.IsMap()) throw Error(origin + ": 'events.per_class' must map labels to {on, off, median_s, min_duration_s}");
+    for (const auto& kv : pc) {
+      const auto label = kv.first.as<std::string>();
+      const std::string sec = "events.per_class." + label;
+      check_known(kv.second, {"on", "off", "median_s", "min_duration_s"}, origin, sec);
+      ClassThreshold t;
+      get(kv.second, "on", t.on, origin, sec);
+      get(kv.second, "off", t.off, origin, sec);
+      get(kv.second, "median_s", t.median_s, origin, sec);
+      get(kv.second, "min_duration_s", t.min_duration_s, origin, sec);
+      c.events.per_class[label] = t;
+    }
+  }
+
+  const auto o = root["output"];
+  check_known(o, {"formats", "frame_scores", "per_file"}, origin, "output");
+  get(o, "formats", c.output.formats, origin, "output");
+  get(o, "frame_scores", c.output.frame_scores, origin, "output");
+  get(o, "per_file", c.output.per_file, origin, "output");
+  return c;
+}
+
+Config Config::from_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw Error(path + ": cannot open the config file (check the path and permissions)");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return from_yaml_text(ss.str(), path);
+}
+
+std::string Config::to_yaml() const {
+  YAML::Emitter y;
+  y << YAML::BeginMap;
+  y << YAML::Key << "model" << YAML::Value << YAML::BeginMap;
+  y << YAML::Key << "name" << YAML::Value << model.name;
+  y << YAML::Key << "models_dir" << YAML::Value << model.models_dir;
+  y << YAML::Key << "threads" << YAML::Value << model.threads;
+  y << YAML::Key << "batch" << YAML::Value << model.batch;
+  y << YAML::EndMap;
+  y << YAML::Key << "frames" << YAML::Value << YAML::BeginMap;
+  y << YAML::Key << "method" << YAML::Value << frames.method;
+  y << YAML::Key << "chunk_s" << YAML::Value << frames.chunk_s;
+  y << YAML::Key << "context_s" << YAML::Value << frames.context_s;
+  y << YAML::Key << "pool_columns" << YAML::Value << frames.pool_columns;
+  y << YAML::Key << "window_s" << YAML::Value << frames.window_s;
+  y << YAML::Key << "hop_s" << YAML::Value << frames.hop_s;
+  y << YAML::Key << "min_input_s" << YAML::Value << frames.min_input_s;
+  y << YAML::EndMap;
+  y << YAML::Key << "events" << YAML::Value << YAML::BeginMap;
+  y << YAML::Key << "threshold_on" << YAML::Value << events.threshold_on;
+  y << YAML::Key << "threshold_off" << YAML::Value << events.threshold_off;
+  y << YAML::Key << "median_s" << YAML::Value << events.median_s;
+  y << YAML::Key << "min_duration_s" << YAML::Value << events.min_duration_s;
+  y << YAML::Key << "merge_gap_s" << YAML::Value << events.merge_gap_s;
+  y << YAML::Key << "max_classes_per_frame" << YAML::Value << events.max_classes_per_frame;
+  y << YAML::Key << "per_class" << YAML::Value << YAML::BeginMap;
+  for (const auto& [label, t] : events.per_class) {
+    y << YAML::Key << label << YAML::Value << YAML::Flow << YAML::BeginMap;
+    if (t.on >= 0) y << YAML::Key << "on" << YAML::Value << t.on;
+    if (t.off >= 0) y << YAML::Key << "off" << YAML::Value << t.off;
+    if (t.median_s >= 0) y << YAML::Key << "median_s" << YAML::Value << t.median_s;
+    if (t.min_duration_s >= 0) y << YAML::Key << "min_duration_s" << YAML::Value << t.min_duration_s;
+    y << YAML::EndMap;
+  }
+  y << YAML::EndMap;
+  y << YAML::Key << "allow" << YAML::Value << YAML::Flow << events.allow;
+  y << YAML::Key << "deny" << YAML::Value << YAML::Flow << events.deny;
+  y << YAML::Key << "groups" << YAML::Value << YAML::BeginMap;
+  for (const auto& [g, members] : events.groups) y << YAML::Key << g << YAML::Value << YAML::Flow << members;
+  y << YAML::EndMap;
+  y << YAML::EndMap;
+  y << YAML::Key << "output" << YAML::Value << YAML::BeginMap;
+  y << YAML::Key << "formats" << YAML::Value << YAML::Flow << output.formats;
+  y << YAML::Key << "frame_scores" << YAML::Value << output.frame_scores;
+  y << YAML::Key << "per_file" << YAML::Value << output.per_file;
+  y << YAML::EndMap;
+  y << YAML::EndMap;
+  return std::string(y.c_str()) + "\n";
+}
+
+const char* version() { return EARMARK_VERSION; }
+
+}  // namespace earmark
