@@ -1,15 +1,24 @@
 // earmark command-line front end (thin: all the work is in libearmark).
-#include <CLI/CLI.hpp>
-
 #include <iostream>
 
+#include "commands.hpp"
 #include "earmark/earmark.hpp"
+
+namespace earmark::cli {
+int exit_code = 0;
+}
 
 int main(int argc, char** argv) {
   CLI::App app{"earmark: find sound events in recordings"};
   app.require_subcommand(1);
-  auto* ver = app.add_subcommand("version", "print the version");
-  ver->callback([] { std::cout << "earmark " << earmark::version() << "\n"; });
-  CLI11_PARSE(app, argc, argv);
-  return 0;
+  earmark::cli::add_version_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const earmark::Error& e) {
+    std::cerr << "earmark: " << e.what() << "\n";
+    return 2;
+  }
+  return earmark::cli::exit_code;
 }
