@@ -2,7 +2,10 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
+#include <cstring>
+#include <iterator>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -85,6 +88,33 @@ inline void write_wav16(const fs::path& p, const std::vector<float>& interleaved
     const float c = std::max(-1.0f, std::min(1.0f, x));
     u16(static_cast<uint16_t>(static_cast<int16_t>(std::lrint(c * 32767.0f))));
   }
+}
+
+// Reads a 16-bit PCM WAV (any channel count, interleaved) without the library's decoder, so
+// tests can check the decoder against it. Returns an empty vector if the file is not one.
+inline std::vector<float> read_wav_pcm16(const fs::path& p, int* rate = nullptr, int* channels = nullptr) {
+  std::ifstream f(p, std::ios::binary);
+  std::vector<char> b((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  auto u32 = [&](size_t o) { uint32_t v; std::memcpy(&v, &b[o], 4); return v; };
+  auto u16 = [&](size_t o) { uint16_t v; std::memcpy(&v, &b[o], 2); return v; };
+  if (b.size() < 12 || std::memcmp(b.data(), "RIFF", 4) || std::memcmp(b.data() + 8, "WAVE", 4)) return {};
+  int ch = 0, sr = 0, bits = 0;
+  for (size_t o = 12; o + 8 <= b.size();) {
+    const uint32_t len = u32(o + 4);
+    if (!std::memcmp(&b[o], "fmt ", 4)) {
+      ch = u16(o + 10), sr = int(u32(o + 12)), bits = u16(o + 22);
+    } else if (!std::memcmp(&b[o], "data", 4)) {
+      if (bits != 16) return {};
+      const size_t n = std::min<size_t>(len, b.size() - o - 8) / 2;
+      std::vector<float> v(n);
+      for (size_t i = 0; i < n; ++i) v[i] = float(int16_t(u16(o + 8 + 2 * i))) / 32768.0f;
+      if (rate) *rate = sr;
+      if (channels) *channels = ch;
+      return v;
+    }
+    o += 8 + len + (len & 1);
+  }
+  return {};
 }
 
 }  // namespace earmark::testing

@@ -1,0 +1,306 @@
+// The only translation unit of the library that includes LibTorch headers (they cost ~15 s of
+// compile time each). The network is written with ATen's functional ops on weights loaded from
+// the checkpoint, with batch-norm folded into the convolutions at load time.
+#include "model/network.hpp"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <c10/core/InferenceMode.h>
+#include <torch/csrc/jit/serialization/pickle.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "earmark/earmark.hpp"
+
+namespace earmark::model {
+
+namespace {
+
+int make_divisible(double v, int divisor = 8) {
+  int nv = std::max(divisor, int(v + divisor / 2.0) / divisor * divisor);
+  if (nv < 0.9 * v) nv += divisor;
+  return nv;
+}
+
+// MobileNetV3-Large inverted residual settings, as in the EfficientAT "mn" models:
+// input channels, kernel, expanded channels, output channels, squeeze-excitation, hard-swish, stride.
+struct BlockSpec {
+  int in, kernel, expanded, out;
+  bool se, hardswish;
+  int stride;
+};
+constexpr BlockSpec kBlocks[] = {
+    {16, 3, 16, 16, false, false, 1},    {16, 3, 64, 24, false, false, 2},   {24, 3, 72, 24, false, false, 1},
+    {24, 5, 72, 40, true, false, 2},     {40, 5, 120, 40, true, false, 1},   {40, 5, 120, 40, true, false, 1},
+    {40, 3, 240, 80, false, true, 2},    {80, 3, 200, 80, false, true, 1},   {80, 3, 184, 80, false, true, 1},
+    {80, 3, 184, 80, false, true, 1},    {80, 3, 480, 112, true, true, 1},   {112, 3, 672, 112, true, true, 1},
+    {112, 5, 672, 160, true, true, 2},   {160, 5, 960, 160, true, true, 1},  {160, 5, 960, 160, true, true, 1},
+};
+constexpr double kWidths[] = {0.4, 0.5, 1.0, 2.0, 3.0, 4.0, 0.1, 0.2, 0.6, 0.8, 1.2, 1.4, 1.6};
+constexpr double kBatchNormEps = 1e-3;
+
+enum class Act { none, relu, hardswish };
+
+struct ConvBN {
+  at::Tensor w, b;
+  int64_t stride = 1, pad = 0, groups = 1;
+  Act act = Act::none;
+};
+struct Linear {
+  at::Tensor w, b;
+};
+struct Block {
+  bool expand = false, se = false, residual = false;
+  ConvBN expand_conv, depthwise, project;
+  Linear fc1, fc2;
+};
+
+std::string shape_str(at::IntArrayRef s) {
+  std::string r = "[";
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+// Takes tensors out of the state_dict, checking shapes, and remembers what was used.
+class Loader {
+ public:
+  explicit Loader(const std::map<std::string, at::Tensor>& dict) : dict_(dict) {}
+
+  at::Tensor take(const std::string& key, std::vector<int64_t> shape) {
+    auto it = dict_.find(key);
+    if (it == dict_.end()) {
+      missing_.push_back(key);
+      return at::zeros(shape);
+    }
+    used_.insert(key);
+    if (it->second.sizes() != at::IntArrayRef(shape)) {
+      wrong_.push_back(key + " is " + shape_str(it->second.sizes()) + ", expected " + shape_str(shape));
+      return at::zeros(shape);
+    }
+    return it->second.to(at::kFloat).contiguous();
+  }
+
+  ConvBN conv_bn(const std::string& prefix, int64_t in, int64_t out, int64_t k, int64_t stride, int64_t groups,
+                 Act act) {
+    ConvBN c;
+    const at::Tensor w = take(prefix + ".0.weight", {out, in / groups, k, k});
+    const at::Tensor gamma = take(prefix + ".1.weight", {out});
+    const at::Tensor beta = take(prefix + ".1.bias", {out});
+    const at::Tensor mean = take(prefix + ".1.running_mean", {out});
+    const at::Tensor var = take(prefix + ".1.running_var", {out});
+    take(prefix + ".1.num_batches_tracked", {});
+    // Fold the inference-mode batch norm into the (bias-free) convolution.
+    const at::Tensor scale = gamma / at::sqrt(var + kBatchNormEps);
+    c.w = (w * scale.view({-1, 1, 1, 1})).contiguous();
+    c.b = (beta - mean * scale).contiguous();
+    c.stride = stride;
+    c.pad = (k - 1) / 2;
+    c.groups = groups;
+    c.act = act;
+    return c;
+  }
+
+  Linear linear(const std::string& prefix, int64_t in, int64_t out) {
+    return Linear{take(prefix + ".weight", {out, in}), take(prefix + ".bias", {out})};
+  }
+
+  // Empty when everything matched; otherwise a one-line description of what did not.
+  std::string problems() const {
+    std::vector<std::string> unexpected;
+    for (const auto& [k, v] : dict_)
+      if (!used_.count(k)) unexpected.push_back(k);
+    std::string r;
+    auto list = [&](const char* what, const std::vector<std::string>& keys) {
+      if (keys.empty()) return;
+      r += (r.empty() ? "" : "; ") + std::to_string(keys.size()) + " " + what + ": ";
+      for (size_t i = 0; i < keys.size() && i < 4; ++i) r += (i ? ", " : "") + keys[i];
+      if (keys.size() > 4) r += ", ...";
+    };
+    list("missing keys", missing_);
+    list("keys with the wrong shape", wrong_);
+    list("unexpected keys", unexpected);
+    return r;
+  }
+  size_t used() const { return used_.size(); }
+
+ private:
+  const std::map<std::string, at::Tensor>& dict_;
+  std::set<std::string> used_;
+  std::vector<std::string> missing_, wrong_;
+};
+
+at::Tensor activate(const at::Tensor& x, Act a) {
+  switch (a) {
+    case Act::relu: return at::relu(x);
+    case Act::hardswish: return at::hardswish(x);
+    case Act::none: break;
+  }
+  return x;
+}
+
+at::Tensor run(const ConvBN& c, const at::Tensor& x) {
+  return activate(at::conv2d(x, c.w, c.b, {c.stride, c.stride}, {c.pad, c.pad}, {1, 1}, c.groups), c.act);
+}
+
+std::map<std::string, at::Tensor> read_state_dict(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw Error(path + ": cannot open the checkpoint (does the file exist? run scripts/fetch-models)");
+  std::vector<char> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  if (bytes.empty()) throw Error(path + ": the checkpoint file is empty (re-download it with scripts/fetch-models)");
+  c10::IValue v;
+  try {
+    v = torch::jit::pickle_load(bytes);
+  } catch (const std::exception& e) {
+    std::string msg = e.what();
+    msg = msg.substr(0, msg.find('\n'));
+    throw Error(path + ": not a readable PyTorch checkpoint (" + msg + ")");
+  }
+  if (!v.isGenericDict())
+    throw Error(path + ": the checkpoint holds no state_dict (expected a dict of named tensors)");
+  std::map<std::string, at::Tensor> dict;
+  for (const auto& kv : v.toGenericDict()) {
+    if (!kv.key().isString() || !kv.value().isTensor())
+      throw Error(path + ": the checkpoint's state_dict has a non-tensor entry");
+    dict.emplace(kv.key().toStringRef(), kv.value().toTensor());
+  }
+  return dict;
+}
+
+}  // namespace
+
+struct Network::Impl {
+  NetworkInfo info;
+  ConvBN stem;
+  std::vector<Block> blocks;
+  ConvBN last;
+  Linear hidden, out;
+
+  // Builds the network of width `w` from the dict; returns "" or what did not match.
+  std::string build(const std::map<std::string, at::Tensor>& dict, double w) {
+    Loader L(dict);
+    auto ad = [w](int c) { return make_divisible(c * w); };
+    blocks.clear();
+    stem = L.conv_bn("features.0", 1, ad(16), 3, 2, 1, Act::hardswish);
+    int idx = 1;
+    for (const auto& s : kBlocks) {
+      const std::string p = "features." + std::to_string(idx++) + ".block.";
+      const Act act = s.hardswish ? Act::hardswish : Act::relu;
+      Block b;
+      const int in = ad(s.in), ex = ad(s.expanded), out_ch = ad(s.out);
+      int layer = 0;
+      b.expand = ex != in;
+      if (b.expand) b.expand_conv = L.conv_bn(p + std::to_string(layer++), in, ex, 1, 1, 1, act);
+      b.depthwise = L.conv_bn(p + std::to_string(layer++), ex, ex, s.kernel, s.stride, ex, act);
+      b.se = s.se;
+      if (b.se) {
+        const std::string q = p + std::to_string(layer++) + ".conc_se_layers.0.";
+        const int sq = make_divisible(ex / 4);
+        b.fc1 = L.linear(q + "fc1", ex, sq);
+        b.fc2 = L.linear(q + "fc2", sq, ex);
+      }
+      b.project = L.conv_bn(p + std::to_string(layer++), ex, out_ch, 1, 1, 1, Act::none);
+      b.residual = s.stride == 1 && in == out_ch;
+      blocks.push_back(std::move(b));
+    }
+    const int last_in = ad(kBlocks[std::size(kBlocks) - 1].out);
+    last = L.conv_bn("features." + std::to_string(idx), last_in, 6 * last_in, 1, 1, 1, Act::hardswish);
+    const int hidden_dim = ad(1280);
+    const auto it = dict.find("classifier.5.bias");
+    const int classes = it != dict.end() && it->second.dim() == 1 ? int(it->second.size(0)) : 527;
+    hidden = L.linear("classifier.2", 6 * last_in, hidden_dim);
+    out = L.linear("classifier.5", hidden_dim, classes);
+    info = NetworkInfo{w, classes, 6 * last_in, hidden_dim, int(L.used())};
+    return L.problems();
+  }
+
+  at::Tensor features(at::Tensor x) const {
+    x = run(stem, x);
+    for (const auto& b : blocks) {
+      at::Tensor y = b.expand ? run(b.expand_conv, x) : x;
+      y = run(b.depthwise, y);
+      if (b.se) {
+        at::Tensor s = y.mean({2, 3});
+        s = at::sigmoid(at::linear(at::relu(at::linear(s, b.fc1.w, b.fc1.b)), b.fc2.w, b.fc2.b));
+        y = y * s.unsqueeze(-1).unsqueeze(-1);
+      }
+      y = run(b.project, y);
+      x = b.residual ? y.add_(x) : y;
+    }
+    return run(last, x);
+  }
+
+  at::Tensor classify(const at::Tensor& emb) const {
+    return at::linear(at::hardswish(at::linear(emb, hidden.w, hidden.b)), out.w, out.b);
+  }
+};
+
+Network::Network(const std::string& checkpoint, double width, int threads) : impl_(std::make_unique<Impl>()) {
+  const auto dict = read_state_dict(checkpoint);
+  std::string first_problem;
+  bool ok = false;
+  if (width > 0) {
+    first_problem = impl_->build(dict, width);
+    ok = first_problem.empty();
+  } else {
+    for (double w : kWidths) {
+      const std::string p = impl_->build(dict, w);
+      if (p.empty()) {
+        ok = true;
+        break;
+      }
+      if (first_problem.empty()) first_problem = p;
+    }
+  }
+  if (!ok) {
+    throw Error(checkpoint + ": not an EfficientAT MobileNetV3 ('mn', MLP head) checkpoint" +
+                (width > 0 ? " of width " + std::to_string(width) : std::string(" of any known width")) + ": " +
+                first_problem);
+  }
+  if (threads <= 0) threads = int(std::clamp(std::thread::hardware_concurrency(), 1u, 8u));
+  at::set_num_threads(threads);
+}
+
+Network::~Network() = default;
+Network::Network(Network&&) noexcept = default;
+Network& Network::operator=(Network&&) noexcept = default;
+
+const NetworkInfo& Network::info() const { return impl_->info; }
+
+int Network::columns_for(int frames) {
+  int t = frames;
+  for (int i = 0; i < 5; ++i) t = (t - 1) / 2 + 1;  // five stride-2 convolutions with "same" padding
+  return t;
+}
+
+void Network::clip(const float* mel, int batch, int frames, float* logits, float* embedding) const {
+  c10::InferenceMode guard;
+  const at::Tensor x = at::from_blob(const_cast<float*>(mel), {batch, 1, 128, frames}, at::kFloat);
+  const at::Tensor emb = impl_->features(x).mean({2, 3});
+  if (embedding) std::memcpy(embedding, emb.contiguous().data_ptr<float>(), sizeof(float) * emb.numel());
+  if (logits) {
+    const at::Tensor l = impl_->classify(emb).contiguous();
+    std::memcpy(logits, l.data_ptr<float>(), sizeof(float) * l.numel());
+  }
+}
+
+void Network::columns(const float* mel, int batch, int frames, int pool, std::vector<float>& logits, int& columns,
+                      std::vector<float>* embeddings) const {
+  c10::InferenceMode guard;
+  const at::Tensor x = at::from_blob(const_cast<float*>(mel), {batch, 1, 128, frames}, at::kFloat);
+  at::Tensor f = impl_->features(x).mean(2);  // batch, channels, columns
+  if (pool > 1) f = at::avg_pool1d(f, {pool}, {1}, {pool / 2}, false, false);
+  f = f.transpose(1, 2).contiguous();  // batch, columns, channels
+  columns = int(f.size(1));
+  const at::Tensor l = impl_->classify(f).contiguous();
+  logits.assign(l.data_ptr<float>(), l.data_ptr<float>() + l.numel());
+  if (embeddings) embeddings->assign(f.data_ptr<float>(), f.data_ptr<float>() + f.numel());
+}
+
+}  // namespace earmark::model
