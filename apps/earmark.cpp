@@ -11,6 +11,8 @@ int exit_code = 0;
 int main(int argc, char** argv) {
   CLI::App app{"earmark: find sound events in recordings"};
   app.require_subcommand(1);
+  earmark::cli::add_detect_command(app);
+  earmark::cli::add_labels_command(app);
   earmark::cli::add_version_command(app);
   try {
     app.parse(argc, argv);

@@ -32,7 +32,7 @@ struct FramesConfig {
   std::string method = "columns";
   // columns: length of each chunk fed to the network, and the context added on each side.
   double chunk_s = 10.0;
-  double context_s = 2.0;
+  double context_s = 1.0;
   // columns: how many feature columns (each 0.32 s) are averaged before classifying one column.
   int pool_columns = 3;
   // windows: window length and hop.

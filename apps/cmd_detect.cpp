@@ -1,0 +1,155 @@
+// earmark detect PATH... : files and folders in, events out (CSV, JSON, Audacity labels, TSV).
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "commands.hpp"
+#include "decode/decoder.hpp"
+#include "earmark/earmark.hpp"
+#include "model/labels.hpp"
+#include "model/registry.hpp"
+#include "report/writers.hpp"
+
+namespace earmark::cli {
+
+namespace fs = std::filesystem;
+
+std::vector<std::string> expand_inputs(const std::vector<std::string>& paths, std::vector<FileResult>& failures) {
+  std::vector<std::string> files;
+  std::set<std::string> seen;
+  auto add = [&](const fs::path& p) {
+    const std::string s = p.lexically_normal().string();
+    if (seen.insert(s).second) files.push_back(s);
+  };
+  for (const auto& p : paths) {
+    std::error_code ec;
+    if (fs::is_directory(p, ec)) {
+      std::vector<fs::path> found;
+      for (auto it = fs::recursive_directory_iterator(p, fs::directory_options::skip_permission_denied, ec);
+           !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+        if (it->is_regular_file(ec) && decode::has_audio_extension(it->path().string())) found.push_back(it->path());
+      }
+      std::sort(found.begin(), found.end());
+      if (found.empty()) {
+        FileResult r;
+        r.path = p;
+        r.error = p + ": no audio files in this folder (looked for .wav, .flac, .ogg, .opus, .mp3, .m4a, ...)";
+        failures.push_back(r);
+      }
+      for (const auto& f : found) add(f);
+    } else {
+      add(p);  // a missing or odd file gets its own error from the decoder
+    }
+  }
+  return files;
+}
+
+namespace {
+
+struct DetectOptions {
+  std::vector<std::string> inputs;
+  std::string out_dir = "earmark-out";
+  std::string config_file;
+  std::string model;
+  std::string models_dir;
+  std::string method;
+  std::vector<std::string> formats;
+  int threads = -1;
+  double threshold = -1;
+  bool frame_scores = false;
+  bool quiet = false;
+};
+
+void progress(size_t done, size_t total, const std::string& name, double audio_s, double wall_s) {
+  const int width = 24;
+  const int filled = total ? int(width * done / total) : width;
+  std::string bar(size_t(filled), '#');
+  bar.resize(size_t(width), '.');
+  std::string shown = fs::path(name).filename().string();
+  if (shown.size() > 32) shown = shown.substr(0, 29) + "...";
+  std::fprintf(stderr, "\r[%s] %zu/%zu  %-32s  %6.1fx real time ", bar.c_str(), done, total, shown.c_str(),
+               wall_s > 0 ? audio_s / wall_s : 0.0);
+  std::fflush(stderr);
+}
+
+int run_detect(const DetectOptions& o) {
+  Config cfg = o.config_file.empty() ? Config{} : Config::from_file(o.config_file);
+  if (!o.model.empty()) cfg.model.name = o.model;
+  if (!o.models_dir.empty()) cfg.model.models_dir = o.models_dir;
+  if (o.threads >= 0) cfg.model.threads = o.threads;
+  if (!o.method.empty()) cfg.frames.method = o.method;
+  if (o.threshold >= 0) {
+    cfg.events.threshold_on = o.threshold;
+    cfg.events.threshold_off = std::min(cfg.events.threshold_off, o.threshold);
+  }
+  if (!o.formats.empty()) cfg.output.formats = o.formats;
+  if (o.frame_scores) cfg.output.frame_scores = true;
+
+  const Detector det(cfg);
+  std::vector<FileResult> results;
+  const auto files = expand_inputs(o.inputs, results);
+  const bool tty = !o.quiet && isatty(fileno(stderr));
+  const auto start = std::chrono::steady_clock::now();
+  double audio_s = 0;
+  for (size_t i = 0; i < files.size(); ++i) {
+    FileResult r = det.detect_file(files[i]);
+    audio_s += r.info.duration_s;
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (tty) progress(i + 1, files.size(), files[i], audio_s, wall);
+    if (!r.ok()) {
+      if (tty) std::fprintf(stderr, "\n");
+      std::cerr << "earmark: " << r.error << "\n";
+    }
+    results.push_back(std::move(r));
+  }
+  if (tty) std::fprintf(stderr, "\n");
+  const auto written = report::write_outputs(o.out_dir, results, det.config().output);
+
+  size_t failed = 0, events = 0;
+  for (const auto& r : results) failed += r.ok() ? 0 : 1, events += r.events.size();
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (!o.quiet) {
+    std::cerr << fmt::format("earmark: {} file(s), {} failed, {} event(s), {:.1f} s of audio in {:.1f} s ({:.0f}x real time); results in {}\n",
+                             results.size(), failed, events, audio_s, wall, wall > 0 ? audio_s / wall : 0.0, o.out_dir);
+  }
+  return failed ? 1 : 0;
+}
+
+}  // namespace
+
+void add_detect_command(CLI::App& app) {
+  auto o = std::make_shared<DetectOptions>();
+  auto* cmd = app.add_subcommand("detect", "find sound events in audio files and folders");
+  cmd->add_option("paths", o->inputs, "audio files or folders (searched recursively)")->required();
+  cmd->add_option("-o,--out", o->out_dir, "output folder")->capture_default_str();
+  cmd->add_option("-c,--config", o->config_file, "YAML or JSON configuration file");
+  cmd->add_option("-m,--model", o->model, "model name (mn04_as, mn10_as, ...) or path of a .pt checkpoint");
+  cmd->add_option("--models-dir", o->models_dir, "folder with the checkpoints (default: $EARMARK_MODELS)");
+  cmd->add_option("-t,--threads", o->threads, "network threads (0: all cores)");
+  cmd->add_option("--method", o->method, "frame scores: columns (default) or windows");
+  cmd->add_option("--threshold", o->threshold, "detection threshold for every class (0..1)");
+  cmd->add_option("--format", o->formats, "output formats: csv, json, audacity, tsv")->delimiter(',');
+  cmd->add_flag("--frame-scores", o->frame_scores, "include the frame score grid in the JSON output");
+  cmd->add_flag("-q,--quiet", o->quiet, "no progress or summary");
+  cmd->callback([o] { exit_code = run_detect(*o); });
+}
+
+void add_labels_command(CLI::App& app) {
+  auto cfg = std::make_shared<ModelConfig>();
+  auto* cmd = app.add_subcommand("labels", "list the labels the model knows (index, AudioSet id, name)");
+  cmd->add_option("-m,--model", cfg->name, "model name or checkpoint path")->capture_default_str();
+  cmd->add_option("--models-dir", cfg->models_dir, "folder with the checkpoints (default: $EARMARK_MODELS)");
+  cmd->callback([cfg] {
+    for (const auto& l : model::read_labels(model::resolve_model(*cfg).labels))
+      std::cout << l.index << "\t" << l.mid << "\t" << l.name << "\n";
+  });
+}
+
+}  // namespace earmark::cli

@@ -1,0 +1,162 @@
+// Detector: the pipeline decode -> features -> model -> detect for one file, streaming in
+// blocks so that memory stays bounded whatever the file's length.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+
+#include "decode/decoder.hpp"
+#include "detect/events.hpp"
+#include "earmark/earmark.hpp"
+#include "features/logmel.hpp"
+#include "model/labels.hpp"
+#include "model/network.hpp"
+#include "model/registry.hpp"
+#include "model/scorer.hpp"
+#include "util/sha256.hpp"
+
+namespace earmark {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// Decoded audio is handed on in blocks of this many samples (10 s): big enough to amortise
+// the per-call costs, small enough that an hour-long file never sits in memory.
+constexpr size_t kBlockSamples = size_t(kSampleRate) * 10;
+
+}  // namespace
+
+struct Detector::Impl {
+  Config config;
+  model::ResolvedModel resolved;
+  std::vector<LabelInfo> labels;
+  std::string sha256;
+  std::unique_ptr<model::Network> net;
+
+  // Runs features + network + events over a source of samples; `next` appends the next block
+  // (returns false at the end).
+  template <typename Next>
+  FileResult run(const std::string& name, Next&& next, Timings& t) const {
+    FileResult r;
+    r.path = name;
+    features::LogMelStream mel;
+    model::FrameScorer scorer(*net, config.frames, config.model.batch);
+    std::vector<float> block, frames;
+    size_t samples = 0;
+    for (;;) {
+      block.clear();
+      auto t0 = Clock::now();
+      const bool more = next(block);
+      t.decode_s += since(t0);
+      samples += block.size();
+      t0 = Clock::now();
+      mel.push(block);
+      if (!more) mel.finish();
+      frames.clear();
+      const size_t n = mel.take(frames, mel.available());
+      t.features_s += since(t0);
+      t0 = Clock::now();
+      scorer.push(frames, n);
+      if (!more) scorer.finish(samples);
+      t.network_s += since(t0);
+      if (!more) break;
+    }
+    auto t0 = Clock::now();
+    r.info.duration_s = double(samples) / kSampleRate;
+    FrameScores raw;
+    raw.hop_s = scorer.hop_s();
+    raw.frames = scorer.frames();
+    raw.labels.reserve(labels.size());
+    for (const auto& l : labels) raw.labels.push_back(l.name);
+    raw.values.resize(scorer.logits().size());
+    std::transform(scorer.logits().begin(), scorer.logits().end(), raw.values.begin(),
+                   [](float z) { return 1.0f / (1.0f + std::exp(-z)); });
+    r.scores = detect::apply_label_config(raw, config.events);
+    r.events = detect::find_events(r.scores, config.events, r.info.duration_s);
+    t.events_s += since(t0);
+    return r;
+  }
+};
+
+Detector::Detector(Config config) : impl_(std::make_unique<Impl>()) {
+  config.validate();
+  impl_->config = std::move(config);
+  auto& s = *impl_;
+  s.resolved = model::resolve_model(s.config.model);
+  if (s.resolved.spec && !s.resolved.spec->sha256.empty()) {
+    s.sha256 = util::sha256_file(s.resolved.checkpoint);
+    if (s.sha256 != s.resolved.spec->sha256)
+      throw Error(s.resolved.checkpoint + ": checksum mismatch (sha256 " + s.sha256 + ", expected " +
+                  s.resolved.spec->sha256 + "); the download is corrupt or a different file: run scripts/fetch-models " +
+                  s.resolved.name + " again");
+  } else {
+    s.sha256 = util::sha256_file(s.resolved.checkpoint);
+  }
+  s.labels = model::read_labels(s.resolved.labels);
+  s.net = std::make_unique<model::Network>(s.resolved.checkpoint, s.resolved.spec ? s.resolved.spec->width : 0.0,
+                                           s.config.model.threads);
+  if (s.net->info().num_classes != int(s.labels.size()))
+    throw Error(s.resolved.checkpoint + ": the network has " + std::to_string(s.net->info().num_classes) +
+                " outputs but " + s.resolved.labels + " lists " + std::to_string(s.labels.size()) + " labels");
+  // Check label names used by the configuration now, not at the first file.
+  FrameScores probe;
+  for (const auto& l : s.labels) probe.labels.push_back(l.name);
+  detect::apply_label_config(probe, s.config.events);
+}
+
+Detector::~Detector() = default;
+Detector::Detector(Detector&&) noexcept = default;
+Detector& Detector::operator=(Detector&&) noexcept = default;
+
+const Config& Detector::config() const { return impl_->config; }
+const std::vector<LabelInfo>& Detector::labels() const { return impl_->labels; }
+const std::string& Detector::checkpoint_sha256() const { return impl_->sha256; }
+const std::string& Detector::checkpoint_path() const { return impl_->resolved.checkpoint; }
+
+FileResult Detector::detect_file(const std::string& path) const {
+  const auto start = Clock::now();
+  Timings t;
+  FileResult r;
+  try {
+    auto t0 = Clock::now();
+    decode::AudioReader reader(path, kSampleRate);
+    t.decode_s += since(t0);
+    r = impl_->run(
+        path, [&](std::vector<float>& block) { return reader.read(block, kBlockSamples) > 0; }, t);
+    const double duration = r.info.duration_s;
+    r.info = reader.info();
+    r.info.duration_s = duration;
+    if (duration == 0) throw Error(path + ": the file has no audio samples");
+  } catch (const std::exception& e) {
+    r = FileResult{};
+    r.path = path;
+    r.error = e.what();
+  }
+  t.total_s = since(start);
+  r.timings = t;
+  return r;
+}
+
+FileResult Detector::detect_samples(std::span<const float> samples, const std::string& name) const {
+  const auto start = Clock::now();
+  Timings t;
+  size_t pos = 0;
+  FileResult r = impl_->run(
+      name,
+      [&](std::vector<float>& block) {
+        const size_t n = std::min(kBlockSamples, samples.size() - pos);
+        block.assign(samples.begin() + long(pos), samples.begin() + long(pos + n));
+        pos += n;
+        return pos < samples.size();
+      },
+      t);
+  r.info.source_rate = kSampleRate;
+  r.info.source_channels = 1;
+  t.total_s = since(start);
+  r.timings = t;
+  return r;
+}
+
+}  // namespace earmark

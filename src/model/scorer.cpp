@@ -1,0 +1,132 @@
+#include "model/scorer.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "earmark/earmark.hpp"
+#include "features/logmel.hpp"
+
+namespace earmark::model {
+
+namespace {
+constexpr int kMels = features::kNumMels;
+constexpr long kCol = kTimeDownsample;  // mel frames per output column
+}  // namespace
+
+FrameScorer::FrameScorer(const Network& net, const FramesConfig& cfg, int batch, bool keep_embeddings)
+    : net_(net), cfg_(cfg), batch_(std::max(1, batch)), keep_embeddings_(keep_embeddings), classes_(net.info().num_classes) {}
+
+double FrameScorer::hop_s() const { return cfg_.method == "windows" ? cfg_.hop_s : kColumnSeconds; }
+
+void FrameScorer::push(std::span<const float> frames, size_t n) {
+  mel_.insert(mel_.end(), frames.begin(), frames.begin() + long(n * kMels));
+  mel_total_ += long(n);
+  run_ready(false);
+}
+
+void FrameScorer::finish(size_t samples) {
+  const double cell = hop_s() * kSampleRate;
+  grid_total_ = samples == 0 ? 0 : long(std::ceil(double(samples) / cell - 1e-9));
+  run_ready(true);
+  mel_.clear();
+}
+
+void FrameScorer::gather(long start, int length, float* out) const {
+  const float silence = features::silence_value();
+  for (int j = 0; j < length; ++j) {
+    const long g = start + j;
+    if (g < mel_start_ || g >= mel_total_) {
+      for (int m = 0; m < kMels; ++m) out[size_t(m) * size_t(length) + size_t(j)] = silence;
+    } else {
+      const size_t base = size_t(g - mel_start_) * kMels;
+      for (int m = 0; m < kMels; ++m) out[size_t(m) * size_t(length) + size_t(j)] = mel_[base + size_t(m)];
+    }
+  }
+}
+
+void FrameScorer::run_chunks(const std::vector<long>& starts, int core, int input_columns) {
+  const int frames = input_columns * int(kCol);
+  const int context = (input_columns - core) / 2;
+  std::vector<float> mel(size_t(frames) * kMels * starts.size());
+  for (size_t b = 0; b < starts.size(); ++b) gather(starts[b], frames, mel.data() + b * size_t(frames) * kMels);
+  std::vector<float> logits, emb;
+  int cols = 0;
+  net_.columns(mel.data(), int(starts.size()), frames, cfg_.pool_columns, logits, cols,
+               keep_embeddings_ ? &emb : nullptr);
+  const size_t dim = size_t(net_.info().embedding_dim);
+  for (size_t b = 0; b < starts.size(); ++b) {
+    const size_t first = b * size_t(cols) + size_t(context);
+    logits_.insert(logits_.end(), logits.begin() + long(first * size_t(classes_)),
+                   logits.begin() + long((first + size_t(core)) * size_t(classes_)));
+    if (keep_embeddings_)
+      embeddings_.insert(embeddings_.end(), emb.begin() + long(first * dim), emb.begin() + long((first + size_t(core)) * dim));
+  }
+}
+
+void FrameScorer::run_windows(const std::vector<long>& starts) {
+  const int w = std::max(int(kCol), int(std::lround(cfg_.window_s * 100.0)));
+  std::vector<float> mel(size_t(w) * kMels * starts.size());
+  for (size_t b = 0; b < starts.size(); ++b) gather(starts[b], w, mel.data() + b * size_t(w) * kMels);
+  std::vector<float> logits(starts.size() * size_t(classes_));
+  net_.clip(mel.data(), int(starts.size()), w, logits.data(), nullptr);
+  logits_.insert(logits_.end(), logits.begin(), logits.end());
+}
+
+void FrameScorer::run_ready(bool final) {
+  const int batch = batch_;
+  if (cfg_.method == "windows") {
+    const int w = std::max(int(kCol), int(std::lround(cfg_.window_s * 100.0)));
+    auto start_of = [&](long f) { return long(std::lround((double(f) + 0.5) * cfg_.hop_s * 100.0 - w / 2.0)); };
+    for (;;) {
+      std::vector<long> starts;
+      long f = next_grid_;
+      while (int(starts.size()) < batch && (final ? f < grid_total_ : start_of(f) + w <= mel_total_))
+        starts.push_back(start_of(f++));
+      if (starts.empty() || (!final && int(starts.size()) < batch)) break;
+      run_windows(starts);
+      next_grid_ = f;
+    }
+    const long keep = start_of(next_grid_);
+    while (mel_start_ < keep && !mel_.empty()) {
+      mel_.erase(mel_.begin(), mel_.begin() + kMels);
+      ++mel_start_;
+    }
+    return;
+  }
+
+  const int core = std::max(1, int(std::lround(cfg_.chunk_s / kColumnSeconds)));
+  const int context = int(std::lround(cfg_.context_s / kColumnSeconds));
+  // Chunk with core [g0, g0 + n) starts at mel frame 32 (g0 - context) + 16, so that its
+  // column c is centred on mel frame 32 (g0 - context + c) + 16, the middle of grid cell g0 - context + c.
+  auto start_of = [&](long g0) { return kCol * (g0 - context) + kCol / 2; };
+  for (;;) {
+    std::vector<long> starts;
+    long g = next_grid_;
+    const int input_columns = core + 2 * context;
+    while (int(starts.size()) < batch) {
+      const bool full_known = final ? g + core <= grid_total_ : start_of(g) + kCol * input_columns <= mel_total_;
+      if (!full_known) break;
+      starts.push_back(start_of(g));
+      g += core;
+    }
+    if (!starts.empty() && (final || int(starts.size()) == batch)) {
+      run_chunks(starts, core, input_columns);
+      next_grid_ = g;
+      continue;
+    }
+    if (final && next_grid_ < grid_total_) {  // the shorter last chunk
+      const int n = int(grid_total_ - next_grid_);
+      run_chunks({start_of(next_grid_)}, n, n + 2 * context);
+      next_grid_ = grid_total_;
+    }
+    break;
+  }
+  const long keep = start_of(next_grid_);
+  if (keep > mel_start_) {
+    const long drop = std::min<long>(keep - mel_start_, long(mel_.size() / kMels));
+    mel_.erase(mel_.begin(), mel_.begin() + drop * kMels);
+    mel_start_ += drop;
+  }
+}
+
+}  // namespace earmark::model

@@ -1,0 +1,63 @@
+// model: frame-level scores over audio of any length with bounded memory.
+//
+// Two methods (FramesConfig::method):
+//  * columns (default): the network runs on chunks of ~10 s (what it was trained on) plus
+//    context on each side, and every time column of its last feature map (0.32 s apart) is
+//    classified on its own after averaging over frequency and `pool_columns` neighbours. Chunks
+//    are placed so that column g is centred on the middle of grid cell g, i.e. on
+//    (g + 0.5) * 0.32 s; outside the file the input is the log-mel of digital silence, which is
+//    how the network saw short clips in training (zero-padded to 10 s).
+//  * windows: the network classifies a window of window_s seconds centred on each grid cell,
+//    every hop_s seconds (the classic sliding-window tagger; costs window_s / hop_s passes
+//    per window length of audio).
+#pragma once
+
+#include <deque>
+#include <span>
+#include <vector>
+
+#include "earmark/config.hpp"
+#include "model/network.hpp"
+
+namespace earmark::model {
+
+class FrameScorer {
+ public:
+  // `batch`: chunks (or windows) run through the network together.
+  FrameScorer(const Network& net, const FramesConfig& cfg, int batch = 1, bool keep_embeddings = false);
+
+  // Mel frames, frame-major (n x 128), in order.
+  void push(std::span<const float> frames, size_t n);
+  // All frames pushed; `samples` is the number of audio samples they came from (sets the grid
+  // length: ceil(samples / (0.32 s)).
+  void finish(size_t samples);
+
+  double hop_s() const;
+  int frames() const { return int(logits_.size() / size_t(classes_)); }
+  int classes() const { return classes_; }
+  // frames() x classes() logits (apply a sigmoid for scores).
+  const std::vector<float>& logits() const { return logits_; }
+  // frames() x embedding_dim, when asked for (columns method only).
+  const std::vector<float>& embeddings() const { return embeddings_; }
+
+ private:
+  void run_ready(bool final);
+  void run_chunks(const std::vector<long>& starts, int core, int input_columns);
+  void run_windows(const std::vector<long>& starts);
+  void gather(long start, int length, float* mel_major) const;
+
+  const Network& net_;
+  FramesConfig cfg_;
+  int batch_;
+  bool keep_embeddings_;
+  int classes_;
+  std::deque<float> mel_;     // frame-major frames [mel_start_, mel_start_ + mel_.size()/128)
+  long mel_start_ = 0;
+  long mel_total_ = 0;
+  long grid_total_ = -1;      // known once finished
+  long next_grid_ = 0;        // first grid frame not yet scored
+  std::vector<float> logits_;
+  std::vector<float> embeddings_;
+};
+
+}  // namespace earmark::model
