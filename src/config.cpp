@@ -49,9 +49,8 @@ void Config::validate() const {
 
   if (frames.method != "columns" && frames.method != "windows")
     bad("frames.method", "must be 'columns' or 'windows', not '" + frames.method + "'");
-  if (frames.chunk_s < 2.0 || frames.chunk_s > 60.0) bad("frames.chunk_s", "must be between 2 and 60 seconds");
-  if (frames.context_s < 0.0 || frames.context_s > frames.chunk_s / 2)
-    bad("frames.context_s", "must be between 0 and half of frames.chunk_s");
+  if (frames.chunk_s < 0.32 || frames.chunk_s > 60.0) bad("frames.chunk_s", "must be between 0.32 and 60 seconds");
+  if (frames.context_s < 0.0 || frames.context_s > 10.0) bad("frames.context_s", "must be between 0 and 10 seconds");
   if (frames.pool_columns < 1 || frames.pool_columns > 31 || frames.pool_columns % 2 == 0)
     bad("frames.pool_columns", "must be an odd number between 1 and 31");
   if (frames.window_s < 0.5 || frames.window_s > 30.0) bad("frames.window_s", "must be between 0.5 and 30 seconds");

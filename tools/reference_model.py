@@ -171,6 +171,7 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=0, help="time features+network over this many runs")
     ap.add_argument("--optimize", action="store_true", help="freeze + optimize_for_inference (TorchScript)")
+    ap.add_argument("--json", action="store_true", help="print one JSON object per file (for bench/run)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     model, mel = load(a.checkpoint), LogMel()
@@ -182,7 +183,8 @@ def main():
             x = read_wav(path)[None]
             logits, _ = net(mel(x)[:, None])
             top = torch.sigmoid(logits[0]).topk(5)
-            print(path, [(int(i), round(float(v), 3)) for v, i in zip(top.values, top.indices)])
+            if not a.json:
+                print(path, [(int(i), round(float(v), 3)) for v, i in zip(top.values, top.indices)])
             if a.repeat:
                 for _ in range(3):
                     net(mel(x)[:, None])
@@ -190,7 +192,12 @@ def main():
                 for _ in range(a.repeat):
                     net(mel(x)[:, None])
                 dt = (time.perf_counter() - t0) / a.repeat
-                print(f"  features+network: {dt * 1e3:.2f} ms per {x.shape[1] / 32000:.1f} s clip")
+                if a.json:
+                    import json
+                    print(json.dumps({"reference": True, "file": path, "threads": a.threads, "features_network_s": dt,
+                                      "audio_s": x.shape[1] / 32000}))
+                else:
+                    print(f"  features+network: {dt * 1e3:.2f} ms per {x.shape[1] / 32000:.1f} s clip")
 
 
 if __name__ == "__main__":

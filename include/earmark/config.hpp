@@ -20,19 +20,22 @@ struct ModelConfig {
   std::string models_dir;
   // Intra-op threads for the network; 0: use the number of cores (at most 8).
   int threads = 0;
-  // Clips are batched through the network this many at a time.
-  int batch = 4;
+  // Chunks (or windows) are batched through the network this many at a time.
+  int batch = 8;
 };
 
 // How the frame-level score grid is made over long audio.
 struct FramesConfig {
-  // "columns": the network runs on long chunks and each time column of its last feature map
-  //            is classified (0.32 s grid; chunks overlap so every column sees context).
+  // "columns": the network runs on short chunks and each time column of its last feature map
+  //            is classified (0.32 s grid); chunks overlap by `context_s` on each side.
   // "windows": the network classifies overlapping fixed windows (hop = grid step).
   std::string method = "columns";
-  // columns: length of each chunk fed to the network, and the context added on each side.
-  double chunk_s = 10.0;
-  double context_s = 1.0;
+  // columns: length of the part of each chunk that is kept, and the context added on each side.
+  // Chunks much longer than ~4 s make single columns holding a loud transient (a door slam)
+  // light up hundreds of classes: the squeeze-excitation gains are set by the whole chunk,
+  // so a short chunk keeps each column close to what the classifier saw in training.
+  double chunk_s = 3.2;
+  double context_s = 0.32;
   // columns: how many feature columns (each 0.32 s) are averaged before classifying one column.
   int pool_columns = 3;
   // windows: window length and hop.
