@@ -14,9 +14,12 @@ namespace earmark::decode {
 
 class AudioReader {
  public:
-  // Opens `path` and prepares to deliver mono float samples at `target_rate`.
-  // Throws earmark::Error("<path>: <cause>") when the file is missing, empty, not audio, or
-  // has no decodable audio stream.
+  // Opens `path` and prepares to deliver mono float samples at `target_rate` (1000-768000 Hz).
+  // Mono is the average of all channels; resampling is soxr HQ (skipped when the rates match).
+  // Decodes up to the first audio already, so it throws earmark::Error("<path>: <cause>") when
+  // the file is missing, a directory, empty (0 bytes), not audio, has no audio stream, or
+  // nothing in it decodes. A valid file holding zero samples (e.g. a WAV with an empty data
+  // chunk) is also an error ("contains no audio"): later stages never see an empty signal.
   AudioReader(const std::string& path, int target_rate = kSampleRate);
   ~AudioReader();
   AudioReader(const AudioReader&) = delete;
@@ -26,12 +29,14 @@ class AudioReader {
   // end is reached, then the exact decoded duration.
   const AudioInfo& info() const;
 
-  // Appends up to `max_samples` samples to `out`; returns how many were appended. Returns 0
-  // only at the end of the stream. Throws earmark::Error on a decoding failure that leaves
-  // nothing usable (a corrupt packet in the middle is skipped with a warning instead).
+  // Appends up to `max_samples` samples to `out`; returns how many were appended. Fewer than
+  // `max_samples` only at the end of the stream, 0 once it is over (or if max_samples is 0).
+  // Corrupt packets in the middle are skipped with a warning; a file that breaks off keeps
+  // what decoded, with a warning. Output does not depend on the block sizes asked for.
   size_t read(std::vector<float>& out, size_t max_samples);
 
-  // Warnings collected while decoding (skipped packets, truncated end...).
+  // Warnings collected while decoding (skipped packets, truncated end, FFmpeg's own error
+  // messages, which are never printed), each "<path>: <what>"; at most about 20 are kept.
   const std::vector<std::string>& warnings() const;
 
  private:

@@ -1,6 +1,7 @@
 // report: event lists written as CSV, JSON, Audacity labels and DCASE TSV.
 #pragma once
 
+#include <istream>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -9,18 +10,35 @@
 
 namespace earmark::report {
 
+// Numbers are written with '.' as the decimal point whatever the locale; times and CSV/TSV
+// confidences with 3 decimals (milliseconds). Lines end in "\n". Files whose result has an
+// error have no rows in CSV/TSV/Audacity output (the JSON carries their error).
+
 // file,onset,offset,label,confidence   (header line, times with 3 decimals, RFC 4180 quoting)
 void write_csv(std::ostream& os, const std::vector<FileResult>& results);
-// start\tend\tlabel   (one file's events)
+// start\tend\tlabel   (one file's events; no header; tabs/newlines in labels become spaces)
 void write_audacity(std::ostream& os, const FileResult& result);
 // filename\tonset\toffset\tevent_label   (header line; filename is the file's base name)
 void write_dcase_tsv(std::ostream& os, const std::vector<FileResult>& results);
-// {"files":[{"path","info","events":[...],"error","frame_scores"?}], ...}
+// {"earmark_version": "...", "files": [{"path", "ok", "error" (null when ok),
+//   "info": {"container", "codec", "source_rate", "source_channels", "duration_s"},
+//   "events": [{"onset", "offset", "label", "confidence"}],
+//   "frame_scores"?: {"hop_s", "labels": [...], "values": [[one row per frame]...]}}]}
+// Times are rounded to milliseconds; confidences and frame scores are written as the shortest
+// decimal that reads back as the same float. Indented unless frame scores make it large.
 void write_json(std::ostream& os, const std::vector<FileResult>& results, bool frame_scores);
+
+// Reads write_json's output back (path, error, info, events, frame scores when present), e.g.
+// for evaluation. Throws earmark::Error naming `origin` for text that is not such JSON.
+std::vector<FileResult> read_json(std::istream& is, const std::string& origin = "events.json");
 
 // Writes the requested formats (csv, json, audacity, tsv) for a run into `out_dir`:
 // events.csv, events.json, events.tsv and, per file, <name>.labels.txt (+ <name>.csv/.json
 // when per_file). Creates the folder. Returns the paths written.
+// <name> is the input's file name without extension; inputs sharing a name (a/x.wav,
+// b/x.flac; compared case-insensitively) get x, x-2, x-3... in input order, and "events" is
+// reserved for the run-wide files. Failed inputs get no .labels.txt/.csv but do get a .json.
+// Throws earmark::Error naming the path that could not be created or written.
 std::vector<std::string> write_outputs(const std::string& out_dir, const std::vector<FileResult>& results,
                                        const OutputConfig& cfg);
 

@@ -1,0 +1,589 @@
+// decode: FFmpeg demux + decode, own downmix, soxr resampling; streamed in small steps.
+//
+// Flow per step: one demuxed packet -> decoder -> frames -> mono (downmix.hpp) -> soxr (or a
+// copy when the rates match) -> `pending_`, from which read() hands out samples. Only a packet's
+// worth of audio beyond what the caller asked for is ever buffered.
+//
+// FFmpeg logs through a process-wide callback; we install one that drops everything unless the
+// current thread is inside one of our readers, in which case the message becomes a warning of
+// that reader. So the CLI's stderr stays clean and the messages are not lost.
+extern "C" {
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
+#include <libavutil/avutil.h>
+#include <libavutil/channel_layout.h>
+#include <libavutil/dict.h>
+#include <libavutil/error.h>
+#include <libavutil/log.h>
+#include <libavutil/samplefmt.h>
+}
+#include <soxr.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <string_view>
+#include <system_error>
+
+#include "decode/decoder.hpp"
+#include "decode/downmix.hpp"
+
+namespace earmark::decode {
+
+namespace fs = std::filesystem;
+
+namespace detail {
+
+namespace {
+
+template <typename T>
+float to_float(T v);
+template <>
+float to_float<uint8_t>(uint8_t v) { return (float(v) - 128.0f) * (1.0f / 128.0f); }
+template <>
+float to_float<int16_t>(int16_t v) { return float(v) * (1.0f / 32768.0f); }
+template <>
+float to_float<int32_t>(int32_t v) { return float(double(v) * (1.0 / 2147483648.0)); }
+template <>
+float to_float<int64_t>(int64_t v) { return float(double(v) * (1.0 / 9223372036854775808.0)); }
+template <>
+float to_float<float>(float v) { return v; }
+template <>
+float to_float<double>(double v) { return float(v); }
+
+template <typename T>
+void mix(const uint8_t* const* planes, bool planar, int channels, size_t samples, float* out) {
+  const float scale = 1.0f / float(channels);
+  for (size_t i = 0; i < samples; ++i) {
+    float acc = 0.0f;
+    for (int c = 0; c < channels; ++c) {
+      // memcpy-free typed reads: FFmpeg buffers are aligned for their sample type.
+      const T* p = planar ? reinterpret_cast<const T*>(planes[c]) + i
+                          : reinterpret_cast<const T*>(planes[0]) + i * size_t(channels) + size_t(c);
+      acc += to_float<T>(*p);
+    }
+    const float m = channels == 1 ? acc : acc * scale;
+    // A damaged float stream can decode to inf/NaN, which would poison every later stage.
+    out[i] = std::isfinite(m) ? m : 0.0f;
+  }
+}
+
+}  // namespace
+
+bool downmix_to_mono(const uint8_t* const* planes, int format, int channels, size_t samples, float* out) {
+  if (channels <= 0) return false;
+  const auto f = static_cast<AVSampleFormat>(format);
+  const bool planar = av_sample_fmt_is_planar(f) != 0;
+  switch (av_get_packed_sample_fmt(f)) {
+    case AV_SAMPLE_FMT_U8: mix<uint8_t>(planes, planar, channels, samples, out); return true;
+    case AV_SAMPLE_FMT_S16: mix<int16_t>(planes, planar, channels, samples, out); return true;
+    case AV_SAMPLE_FMT_S32: mix<int32_t>(planes, planar, channels, samples, out); return true;
+    case AV_SAMPLE_FMT_S64: mix<int64_t>(planes, planar, channels, samples, out); return true;
+    case AV_SAMPLE_FMT_FLT: mix<float>(planes, planar, channels, samples, out); return true;
+    case AV_SAMPLE_FMT_DBL: mix<double>(planes, planar, channels, samples, out); return true;
+    default: return false;
+  }
+}
+
+}  // namespace detail
+
+namespace {
+
+// Rates outside this range are either a damaged header or not audio we can use; a bogus tiny
+// rate would also make the resampler produce an enormous output.
+constexpr int kMinRate = 1000;
+constexpr int kMaxRate = 768000;
+// Corrupt files can make FFmpeg log an error per packet; past this many we keep only a count.
+constexpr size_t kMaxWarnings = 20;
+// av_read_frame() errors in a row before we give up on the rest of the file.
+constexpr int kMaxReadErrorsInARow = 32;
+
+std::string av_err(int code) {
+  std::array<char, AV_ERROR_MAX_STRING_SIZE> buf{};
+  av_strerror(code, buf.data(), buf.size());
+  return buf.data();
+}
+
+struct FormatCloser {
+  void operator()(AVFormatContext* p) const { avformat_close_input(&p); }
+};
+struct CodecFreer {
+  void operator()(AVCodecContext* p) const { avcodec_free_context(&p); }
+};
+struct PacketFreer {
+  void operator()(AVPacket* p) const { av_packet_free(&p); }
+};
+struct FrameFreer {
+  void operator()(AVFrame* p) const { av_frame_free(&p); }
+};
+struct SoxrDeleter {
+  void operator()(soxr* p) const { soxr_delete(p); }
+};
+
+// Receives FFmpeg's log lines for the reader working on this thread (if any).
+class LogSink {
+ public:
+  virtual void ffmpeg_message(std::string msg) = 0;
+
+ protected:
+  ~LogSink() = default;
+};
+thread_local LogSink* t_sink = nullptr;
+
+void log_callback(void* avcl, int level, const char* fmt, va_list vl) {
+  if (level > AV_LOG_ERROR || t_sink == nullptr) return;
+  std::array<char, 1024> buf{};
+  std::vsnprintf(buf.data(), buf.size(), fmt, vl);
+  std::string msg(buf.data());
+  while (!msg.empty() && (msg.back() == '\n' || msg.back() == '\r' || msg.back() == ' ')) msg.pop_back();
+  if (msg.empty()) return;
+  // Name the component ("mp3float", "wav") but not its address, which means nothing to a user.
+  if (avcl != nullptr) {
+    const AVClass* cls = *static_cast<const AVClass* const*>(avcl);
+    if (cls != nullptr && cls->item_name != nullptr) msg = std::string(cls->item_name(avcl)) + ": " + msg;
+  }
+  t_sink->ffmpeg_message(std::move(msg));
+}
+
+void install_log_callback() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    av_log_set_level(AV_LOG_ERROR);
+    av_log_set_callback(log_callback);
+  });
+}
+
+// Routes FFmpeg's messages to `sink` for the lifetime of the scope (nesting restores).
+class LogScope {
+ public:
+  explicit LogScope(LogSink* sink) : prev_(t_sink) { t_sink = sink; }
+  ~LogScope() { t_sink = prev_; }
+  LogScope(const LogScope&) = delete;
+  LogScope& operator=(const LogScope&) = delete;
+
+ private:
+  LogSink* prev_;
+};
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+  return s;
+}
+
+std::string extension_of(const std::string& path) {
+  std::string ext = fs::path(path).extension().string();
+  if (!ext.empty() && ext[0] == '.') ext.erase(0, 1);
+  return lower(ext);
+}
+
+// FFmpeg names demuxers that serve several containers "mov,mp4,m4a,3gp,3g2,mj2" or
+// "matroska,webm": report the one the file's extension names, or a sensible default.
+std::string friendly_container(const char* demuxer_name, const std::string& path) {
+  const std::string name = demuxer_name ? demuxer_name : "unknown";
+  if (name.find(',') == std::string::npos) return name;
+  const std::string ext = extension_of(path);
+  std::vector<std::string> parts;
+  for (size_t start = 0;;) {
+    const size_t comma = name.find(',', start);
+    parts.push_back(name.substr(start, comma - start));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  if (std::find(parts.begin(), parts.end(), ext) != parts.end()) return ext;
+  if (name.rfind("mov,", 0) == 0) return ext == "aac" ? "m4a" : "mp4";
+  return parts.front();
+}
+
+// FFmpeg's WAV demuxer quietly trims the data size to what the file holds, so a recorder that
+// died mid-file would go unnoticed. Compare the RIFF "data" chunk's declared size with the
+// bytes actually present; returns the missing share of the audio (0 when complete/unknown).
+double wav_missing_fraction(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::array<char, 12> riff{};
+  if (!f.read(riff.data(), riff.size()) || std::memcmp(riff.data(), "RIFF", 4) != 0 ||
+      std::memcmp(riff.data() + 8, "WAVE", 4) != 0)
+    return 0;
+  std::error_code ec;
+  const auto file_size = fs::file_size(path, ec);
+  if (ec) return 0;
+  uint64_t pos = 12;
+  // A handful of chunks precede "data" in practice; stop early on anything odd.
+  for (int i = 0; i < 64 && pos + 8 <= file_size; ++i) {
+    std::array<unsigned char, 8> hdr{};
+    f.seekg(std::streamoff(pos));
+    if (!f.read(reinterpret_cast<char*>(hdr.data()), hdr.size())) return 0;
+    const uint64_t size = uint64_t(hdr[4]) | uint64_t(hdr[5]) << 8 | uint64_t(hdr[6]) << 16 | uint64_t(hdr[7]) << 24;
+    if (std::memcmp(hdr.data(), "data", 4) == 0) {
+      // 0 and 0xFFFFFFFF mean "unknown length" (streamed or RF64-style writers).
+      if (size == 0 || size == 0xFFFFFFFFu) return 0;
+      const uint64_t present = file_size - (pos + 8);
+      return present < size ? 1.0 - double(present) / double(size) : 0.0;
+    }
+    pos += 8 + size + (size & 1);
+  }
+  return 0;
+}
+
+}  // namespace
+
+struct AudioReader::Impl final : LogSink {
+  std::string path;
+  int target_rate;
+  AudioInfo info;
+  std::vector<std::string> warnings;
+  size_t suppressed_warnings = 0;
+
+  std::unique_ptr<AVFormatContext, FormatCloser> fmt;
+  std::unique_ptr<AVCodecContext, CodecFreer> dec;
+  std::unique_ptr<AVPacket, PacketFreer> pkt;
+  std::unique_ptr<AVFrame, FrameFreer> frame;
+  int stream_index = -1;
+
+  std::unique_ptr<soxr, SoxrDeleter> resampler;
+  int current_rate = 0;  // source rate of the frames being fed; 0 before the first frame
+  std::vector<float> mono;     // scratch: one frame downmixed
+  std::vector<float> pending;  // resampled samples not yet handed out
+  size_t pending_pos = 0;
+
+  double container_duration = 0;  // seconds, 0 when unknown
+  bool duration_from_bitrate = false;
+  uint64_t source_samples = 0;    // decoded at the source rate
+  double source_seconds = 0;      // sum over rate changes
+  uint64_t output_samples = 0;    // produced at the target rate
+  int read_errors_in_a_row = 0;
+  int decode_errors = 0;
+  bool demux_done = false;  // decoder has been sent the flush packet and drained
+  bool finished = false;    // resampler flushed too; nothing more will come
+
+  Impl(const std::string& p, int rate) : path(p), target_rate(rate) {}
+
+  [[noreturn]] void fail(const std::string& cause) const { throw Error(path + ": " + cause); }
+
+  void warn(std::string msg) {
+    if (warnings.size() < kMaxWarnings) {
+      warnings.push_back(path + ": " + std::move(msg));
+    } else if (suppressed_warnings++ == 0) {
+      warnings.push_back(path + ": further decoder warnings suppressed");
+    }
+  }
+  void ffmpeg_message(std::string msg) override { warn(std::move(msg)); }
+
+  void open() {
+    if (target_rate < kMinRate || target_rate > kMaxRate)
+      throw Error("decode: target rate " + std::to_string(target_rate) + " Hz is out of range (" +
+                  std::to_string(kMinRate) + "-" + std::to_string(kMaxRate) + ")");
+    std::error_code ec;
+    const auto st = fs::status(path, ec);
+    if (ec || !fs::exists(st)) fail("no such file; check the path");
+    if (fs::is_directory(st)) fail("is a directory, not an audio file");
+    if (fs::is_regular_file(st) && fs::file_size(path, ec) == 0 && !ec) fail("empty file (0 bytes)");
+
+    install_log_callback();
+    LogScope scope(this);
+
+    // "file:" so that a name with a colon is not taken for a protocol, and a whitelist so a
+    // crafted playlist-like file cannot make FFmpeg open network URLs.
+    AVDictionary* opts = nullptr;
+    av_dict_set(&opts, "protocol_whitelist", "file", 0);
+    AVFormatContext* raw = nullptr;
+    const std::string url = "file:" + path;
+    int r = avformat_open_input(&raw, url.c_str(), nullptr, &opts);
+    av_dict_free(&opts);
+    if (r < 0) {
+      if (r == AVERROR(EACCES)) fail("permission denied; check the file's permissions");
+      if (r == AVERROR_EOF) fail("the file ends inside its header; it is truncated, copy or export it again");
+      fail("not a recognised audio format, or its header is corrupt (" + first_cause_or(av_err(r)) +
+           "); check that it is an audio file or convert it to wav or flac");
+    }
+    fmt.reset(raw);
+    r = avformat_find_stream_info(fmt.get(), nullptr);
+    if (r < 0) fail("cannot read the stream layout (" + first_cause_or(av_err(r)) + "); the file may be corrupt");
+
+    const AVCodec* codec = nullptr;
+    r = av_find_best_stream(fmt.get(), AVMEDIA_TYPE_AUDIO, -1, -1, &codec, 0);
+    if (r == AVERROR_STREAM_NOT_FOUND) fail("no audio stream in this " + std::string(fmt->iformat->name) + " file");
+    if (r == AVERROR_DECODER_NOT_FOUND || (r >= 0 && codec == nullptr)) {
+      // Find the codec name of the first audio stream for the message.
+      std::string name = "unknown";
+      for (unsigned i = 0; i < fmt->nb_streams; ++i)
+        if (fmt->streams[i]->codecpar->codec_type == AVMEDIA_TYPE_AUDIO) {
+          name = avcodec_get_name(fmt->streams[i]->codecpar->codec_id);
+          break;
+        }
+      fail("audio codec '" + name + "' is not supported by this FFmpeg build; convert the file to wav or flac");
+    }
+    if (r < 0) fail("cannot select an audio stream (" + av_err(r) + ")");
+    stream_index = r;
+    // Skip demuxing video/subtitle packets we would only throw away.
+    for (unsigned i = 0; i < fmt->nb_streams; ++i)
+      if (int(i) != stream_index) fmt->streams[i]->discard = AVDISCARD_ALL;
+
+    AVStream* st_audio = fmt->streams[stream_index];
+    const AVCodecParameters* par = st_audio->codecpar;
+    if (par->sample_rate != 0 && (par->sample_rate < kMinRate || par->sample_rate > kMaxRate))
+      fail("unsupported sample rate " + std::to_string(par->sample_rate) + " Hz (the header may be corrupt)");
+
+    dec.reset(avcodec_alloc_context3(codec));
+    if (!dec) fail("out of memory allocating the decoder");
+    r = avcodec_parameters_to_context(dec.get(), par);
+    if (r < 0) fail("cannot set up the " + std::string(codec->name) + " decoder (" + av_err(r) + ")");
+    dec->pkt_timebase = st_audio->time_base;
+    dec->thread_count = 1;  // audio decoders gain little; the caller parallelises over files
+    r = avcodec_open2(dec.get(), codec, nullptr);
+    if (r < 0) fail("cannot open the " + std::string(codec->name) + " decoder (" + av_err(r) + ")");
+
+    pkt.reset(av_packet_alloc());
+    frame.reset(av_frame_alloc());
+    if (!pkt || !frame) fail("out of memory allocating decoder buffers");
+
+    info.container = friendly_container(fmt->iformat->name, path);
+    info.codec = avcodec_get_name(par->codec_id);
+    info.source_rate = par->sample_rate;
+    info.source_channels = par->ch_layout.nb_channels;
+    if (st_audio->duration != AV_NOPTS_VALUE && st_audio->duration > 0)
+      container_duration = double(st_audio->duration) * av_q2d(st_audio->time_base);
+    else if (fmt->duration != AV_NOPTS_VALUE && fmt->duration > 0)
+      container_duration = double(fmt->duration) / AV_TIME_BASE;
+    duration_from_bitrate = fmt->duration_estimation_method == AVFMT_DURATION_FROM_BITRATE;
+    info.duration_s = container_duration;
+    if (std::string_view(fmt->iformat->name) == "wav") {
+      if (const double missing = wav_missing_fraction(path); missing > 0) {
+        char buf[160];
+        std::snprintf(buf, sizeof buf,
+                      "the WAV header promises more audio than the file holds (%.1f%% missing); the file "
+                      "looks truncated, decoding what is there",
+                      100.0 * missing);
+        warn(buf);
+      }
+    }
+
+    // Decode until the first audio comes out, so that a file with nothing decodable fails
+    // here, at open, with a clear message rather than later as a silent empty stream.
+    while (source_samples == 0 && !finished) step();
+    if (source_samples == 0) {
+      if (decode_errors > 0 || container_duration > 0)
+        fail("no audio could be decoded; the file is truncated or corrupt" + first_cause());
+      fail("contains no audio (0 samples); nothing to analyse");
+    }
+  }
+
+  // FFmpeg's own first complaint (e.g. "moov atom not found") explains a failure better than
+  // its error code; strip our "<path>: " prefix since the error names the path already.
+  std::string first_cause_or(const std::string& fallback) const {
+    return warnings.empty() ? fallback : warnings.front().substr(path.size() + 2);
+  }
+  std::string first_cause() const { return warnings.empty() ? "" : " (" + first_cause_or("") + ")"; }
+
+  size_t available() const { return pending.size() - pending_pos; }
+
+  // One unit of work: demux one packet and decode it, or finish the stream.
+  void step() {
+    if (demux_done) {
+      finish();
+      return;
+    }
+    const int r = av_read_frame(fmt.get(), pkt.get());
+    if (r == AVERROR_EOF) {
+      end_of_packets();
+      return;
+    }
+    if (r < 0) {
+      // Demuxers resync after garbage; a persistent failure (I/O error) must still end.
+      ++decode_errors;
+      if (++read_errors_in_a_row >= kMaxReadErrorsInARow) {
+        warn("stopped reading at " + position() + " after repeated read errors (" + av_err(r) + ")");
+        end_of_packets();
+      }
+      return;
+    }
+    read_errors_in_a_row = 0;
+    if (pkt->stream_index == stream_index) {
+      const int s = avcodec_send_packet(dec.get(), pkt.get());
+      if (s < 0 && s != AVERROR(EAGAIN)) {
+        ++decode_errors;
+        warn("skipped a corrupt packet at " + position() + " (" + av_err(s) + ")");
+      }
+      drain();
+    }
+    av_packet_unref(pkt.get());
+  }
+
+  void end_of_packets() {
+    avcodec_send_packet(dec.get(), nullptr);
+    drain();
+    demux_done = true;
+  }
+
+  void drain() {
+    for (;;) {
+      const int r = avcodec_receive_frame(dec.get(), frame.get());
+      if (r == AVERROR(EAGAIN) || r == AVERROR_EOF) return;
+      if (r < 0) {
+        ++decode_errors;
+        warn("decoding error at " + position() + " (" + av_err(r) + ")");
+        return;
+      }
+      consume_frame();
+      av_frame_unref(frame.get());
+    }
+  }
+
+  std::string position() const {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.2f s", source_seconds);
+    return buf;
+  }
+
+  void consume_frame() {
+    const AVFrame& f = *frame;
+    const int channels = f.ch_layout.nb_channels > 0 ? f.ch_layout.nb_channels : dec->ch_layout.nb_channels;
+    if (f.nb_samples <= 0) return;
+    if (f.sample_rate < kMinRate || f.sample_rate > kMaxRate || channels <= 0) {
+      ++decode_errors;
+      warn("skipped a frame with an invalid layout (" + std::to_string(f.sample_rate) + " Hz, " +
+           std::to_string(channels) + " channels) at " + position());
+      return;
+    }
+    const auto n = size_t(f.nb_samples);
+    mono.resize(n);
+    if (!detail::downmix_to_mono(f.extended_data, f.format, channels, n, mono.data())) {
+      ++decode_errors;
+      const char* name = av_get_sample_fmt_name(static_cast<AVSampleFormat>(f.format));
+      warn(std::string("skipped a frame in unsupported sample format ") + (name ? name : "?"));
+      return;
+    }
+    if (source_samples == 0) {
+      // The first decoded frame is the truth where the container header was vague.
+      info.source_rate = f.sample_rate;
+      info.source_channels = channels;
+    }
+    source_samples += n;
+    source_seconds += double(n) / f.sample_rate;
+    resample(mono.data(), n, f.sample_rate);
+  }
+
+  void resample(const float* in, size_t n, int rate) {
+    if (rate != current_rate) {
+      if (current_rate != 0) warn("sample rate changes from " + std::to_string(current_rate) + " to " +
+                                  std::to_string(rate) + " Hz at " + position());
+      flush_resampler();
+      current_rate = rate;
+      if (rate != target_rate) {
+        soxr_error_t err = nullptr;
+        const soxr_io_spec_t io = soxr_io_spec(SOXR_FLOAT32_I, SOXR_FLOAT32_I);
+        const soxr_quality_spec_t q = soxr_quality_spec(SOXR_HQ, 0);
+        // One thread: deterministic output and no competition with the caller's threads.
+        const soxr_runtime_spec_t rt = soxr_runtime_spec(1);
+        resampler.reset(soxr_create(rate, target_rate, 1, &err, &io, &q, &rt));
+        if (err != nullptr || !resampler) fail(std::string("cannot create the resampler (") + err + ")");
+      }
+    }
+    if (!resampler) {
+      pending.insert(pending.end(), in, in + n);
+      output_samples += n;
+      return;
+    }
+    size_t used = 0;
+    while (used < n) {
+      const size_t room = size_t(double(n - used) * target_rate / rate) + 64;
+      const size_t old = pending.size();
+      pending.resize(old + room);
+      size_t idone = 0, odone = 0;
+      soxr_error_t err = soxr_process(resampler.get(), in + used, n - used, &idone, pending.data() + old, room, &odone);
+      pending.resize(old + odone);
+      output_samples += odone;
+      if (err != nullptr) fail(std::string("resampling failed (") + err + ")");
+      used += idone;
+      if (idone == 0 && odone == 0) break;  // cannot happen per soxr's contract; never spin
+    }
+  }
+
+  void flush_resampler() {
+    if (!resampler) return;
+    for (;;) {
+      const size_t room = 4096;
+      const size_t old = pending.size();
+      pending.resize(old + room);
+      size_t odone = 0;
+      soxr_error_t err = soxr_process(resampler.get(), nullptr, 0, nullptr, pending.data() + old, room, &odone);
+      pending.resize(old + odone);
+      output_samples += odone;
+      if (err != nullptr) fail(std::string("resampling failed (") + err + ")");
+      if (odone == 0) break;
+    }
+    resampler.reset();
+  }
+
+  void finish() {
+    flush_resampler();
+    finished = true;
+    const double decoded = double(output_samples) / target_rate;
+    // Headers whose length is exact (not guessed from the bitrate) tell us about a cut-off
+    // file; allow for codec padding and priming with a small tolerance.
+    if (container_duration > 0 && !duration_from_bitrate &&
+        decoded < container_duration - std::max(0.1, 0.01 * container_duration)) {
+      char buf[160];
+      std::snprintf(buf, sizeof buf, "audio ends at %.2f s but the header says %.2f s; the file looks truncated",
+                    decoded, container_duration);
+      warn(buf);
+    }
+    info.duration_s = decoded;
+  }
+
+  size_t read(std::vector<float>& out, size_t max_samples) {
+    if (max_samples == 0) return 0;
+    LogScope scope(this);
+    while (available() < max_samples && !finished) step();
+    const size_t n = std::min(max_samples, available());
+    out.insert(out.end(), pending.begin() + std::ptrdiff_t(pending_pos),
+               pending.begin() + std::ptrdiff_t(pending_pos + n));
+    pending_pos += n;
+    // Drop what was handed out once it is most of the buffer, so the buffer stays bounded
+    // without moving samples on every call.
+    if (pending_pos > 65536 && pending_pos * 2 > pending.size()) {
+      pending.erase(pending.begin(), pending.begin() + std::ptrdiff_t(pending_pos));
+      pending_pos = 0;
+    }
+    return n;
+  }
+};
+
+AudioReader::AudioReader(const std::string& path, int target_rate) : impl_(std::make_unique<Impl>(path, target_rate)) {
+  impl_->open();
+}
+
+AudioReader::~AudioReader() = default;
+
+const AudioInfo& AudioReader::info() const { return impl_->info; }
+
+size_t AudioReader::read(std::vector<float>& out, size_t max_samples) { return impl_->read(out, max_samples); }
+
+const std::vector<std::string>& AudioReader::warnings() const { return impl_->warnings; }
+
+std::vector<float> decode_file(const std::string& path, int target_rate, AudioInfo* info) {
+  AudioReader reader(path, target_rate);
+  std::vector<float> out;
+  // Trust the header's length only up to an hour for the reservation: it may be corrupt.
+  const double est = std::min(reader.info().duration_s, 3600.0);
+  if (est > 0) out.reserve(size_t(est * target_rate) + 1024);
+  while (reader.read(out, size_t(1) << 16) > 0) {
+  }
+  if (info) *info = reader.info();
+  return out;
+}
+
+bool has_audio_extension(const std::string& path) {
+  static constexpr std::array<std::string_view, 22> kExt = {
+      "wav", "flac", "ogg", "oga", "opus", "mp3", "m4a", "aac",  "mp4",  "webm", "mka",
+      "aif", "aiff", "aifc", "wma", "caf", "au",  "snd", "w64", "mp2",  "wv",   "spx"};
+  const std::string ext = extension_of(path);
+  return !ext.empty() && std::find(kExt.begin(), kExt.end(), ext) != kExt.end();
+}
+
+}  // namespace earmark::decode

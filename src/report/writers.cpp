@@ -1,0 +1,257 @@
+// report: event lists written as CSV, JSON, Audacity labels and DCASE TSV.
+#include "report/writers.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <set>
+
+namespace earmark::report {
+
+namespace fs = std::filesystem;
+// Written with keys in a reading order (path, ok, error, info, events), not sorted.
+using json = nlohmann::ordered_json;
+
+namespace {
+
+// to_chars ignores the locale, so a German or French locale never turns 1.250 into 1,250.
+std::string fixed3(double v) {
+  if (std::abs(v) < 0.0005) v = 0.0;  // no "-0.000"
+  char buf[64];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::fixed, 3);
+  return std::string(buf, r.ptr);
+}
+
+// The shortest decimal that reads back as the same float, as a double, so that the JSON shows
+// 0.7 rather than 0.699999988079071 and still parses back to the exact float.
+double float_for_json(float v) {
+  if (!std::isfinite(v)) return double(v);  // nlohmann writes null
+  char buf[64];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  double d = 0;
+  std::from_chars(buf, r.ptr, d);
+  return d;
+}
+
+double ms(double seconds) { return std::round(seconds * 1000.0) / 1000.0; }
+
+// RFC 4180: fields with a comma, quote or line break are quoted, quotes doubled.
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
+  std::string q = "\"";
+  for (char ch : s) {
+    if (ch == '"') q += '"';
+    q += ch;
+  }
+  return q + "\"";
+}
+
+// Tab-separated formats have no quoting; a tab or line break would shift the columns.
+std::string tsv_field(std::string s) {
+  std::replace_if(s.begin(), s.end(), [](char ch) { return ch == '\t' || ch == '\n' || ch == '\r'; }, ' ');
+  return s;
+}
+
+std::string base_name(const std::string& path) { return fs::path(path).filename().string(); }
+
+json file_json(const FileResult& r, bool frame_scores) {
+  json f;
+  f["path"] = r.path;
+  f["ok"] = r.ok();
+  f["error"] = r.ok() ? json(nullptr) : json(r.error);
+  f["info"] = {{"container", r.info.container},
+               {"codec", r.info.codec},
+               {"source_rate", r.info.source_rate},
+               {"source_channels", r.info.source_channels},
+               {"duration_s", ms(r.info.duration_s)}};
+  json events = json::array();
+  for (const auto& e : r.events)
+    events.push_back(
+        {{"onset", ms(e.onset)}, {"offset", ms(e.offset)}, {"label", e.label}, {"confidence", float_for_json(e.confidence)}});
+  f["events"] = std::move(events);
+  if (frame_scores && r.ok()) {
+    const auto& s = r.scores;
+    json values = json::array();
+    const size_t L = s.labels.size();
+    for (size_t fr = 0; fr < size_t(std::max(s.frames, 0)) && (fr + 1) * L <= s.values.size(); ++fr) {
+      json row = json::array();
+      for (size_t c = 0; c < L; ++c) row.push_back(float_for_json(s.values[fr * L + c]));
+      values.push_back(std::move(row));
+    }
+    f["frame_scores"] = {{"hop_s", s.hop_s}, {"labels", s.labels}, {"values", std::move(values)}};
+  }
+  return f;
+}
+
+// Portable file-name stem: characters that Windows or shells choke on become '_'.
+std::string safe_stem(const std::string& path) {
+  std::string s = fs::path(path).stem().string();
+  for (auto& ch : s) {
+    const auto u = static_cast<unsigned char>(ch);
+    if (u < 0x20 || std::strchr("<>:\"/\\|?*", ch) != nullptr) ch = '_';
+  }
+  if (s.empty() || s == "." || s == "..") s = "file";
+  return s;
+}
+
+std::string lower(std::string s) {
+  for (auto& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return s;
+}
+
+// One distinct stem per result, in input order; "events" is taken by the run-wide files.
+std::vector<std::string> unique_stems(const std::vector<FileResult>& results) {
+  std::set<std::string> taken = {"events"};
+  std::vector<std::string> stems;
+  for (const auto& r : results) {
+    const std::string base = safe_stem(r.path);
+    std::string stem = base;
+    for (int k = 2; taken.count(lower(stem)) != 0; ++k) stem = base + "-" + std::to_string(k);
+    taken.insert(lower(stem));
+    stems.push_back(stem);
+  }
+  return stems;
+}
+
+}  // namespace
+
+void write_csv(std::ostream& os, const std::vector<FileResult>& results) {
+  os << "file,onset,offset,label,confidence\n";
+  for (const auto& r : results) {
+    if (!r.ok()) continue;
+    const std::string file = csv_field(r.path);
+    for (const auto& e : r.events)
+      os << file << ',' << fixed3(e.onset) << ',' << fixed3(e.offset) << ',' << csv_field(e.label) << ','
+         << fixed3(e.confidence) << '\n';
+  }
+}
+
+void write_audacity(std::ostream& os, const FileResult& result) {
+  if (!result.ok()) return;
+  for (const auto& e : result.events)
+    os << fixed3(e.onset) << '\t' << fixed3(e.offset) << '\t' << tsv_field(e.label) << '\n';
+}
+
+void write_dcase_tsv(std::ostream& os, const std::vector<FileResult>& results) {
+  os << "filename\tonset\toffset\tevent_label\n";
+  for (const auto& r : results) {
+    if (!r.ok()) continue;
+    const std::string file = tsv_field(base_name(r.path));
+    for (const auto& e : r.events)
+      os << file << '\t' << fixed3(e.onset) << '\t' << fixed3(e.offset) << '\t' << tsv_field(e.label) << '\n';
+  }
+}
+
+void write_json(std::ostream& os, const std::vector<FileResult>& results, bool frame_scores) {
+  json root;
+  root["earmark_version"] = version();
+  root["files"] = json::array();
+  for (const auto& r : results) root["files"].push_back(file_json(r, frame_scores));
+  // Paths are bytes on Linux and need not be UTF-8; replace bad bytes rather than throw.
+  os << root.dump(frame_scores ? -1 : 2, ' ', false, json::error_handler_t::replace) << '\n';
+}
+
+std::vector<FileResult> read_json(std::istream& is, const std::string& origin) {
+  nlohmann::json root;
+  try {
+    root = nlohmann::json::parse(is);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(origin + ": not valid JSON (" + e.what() + "); give a file written by earmark's json output");
+  }
+  std::vector<FileResult> out;
+  try {
+    if (!root.is_object() || !root.contains("files") || !root["files"].is_array())
+      throw Error(origin + ": no \"files\" list; give a file written by earmark's json output");
+    for (const auto& f : root["files"]) {
+      FileResult r;
+      r.path = f.at("path").get<std::string>();
+      if (f.contains("error") && f["error"].is_string()) r.error = f["error"].get<std::string>();
+      if (f.contains("info")) {
+        const auto& i = f["info"];
+        r.info.container = i.value("container", "");
+        r.info.codec = i.value("codec", "");
+        r.info.source_rate = i.value("source_rate", 0);
+        r.info.source_channels = i.value("source_channels", 0);
+        r.info.duration_s = i.value("duration_s", 0.0);
+      }
+      for (const auto& e : f.value("events", nlohmann::json::array())) {
+        Event ev;
+        ev.onset = e.at("onset").get<double>();
+        ev.offset = e.at("offset").get<double>();
+        ev.label = e.at("label").get<std::string>();
+        ev.confidence = e.at("confidence").is_number() ? e["confidence"].get<float>() : NAN;
+        r.events.push_back(std::move(ev));
+      }
+      if (f.contains("frame_scores")) {
+        const auto& s = f["frame_scores"];
+        r.scores.hop_s = s.at("hop_s").get<double>();
+        r.scores.labels = s.at("labels").get<std::vector<std::string>>();
+        for (const auto& row : s.at("values")) {
+          if (row.size() != r.scores.labels.size())
+            throw Error(origin + ": " + r.path + ": a frame_scores row has " + std::to_string(row.size()) +
+                        " values for " + std::to_string(r.scores.labels.size()) + " labels");
+          for (const auto& v : row) r.scores.values.push_back(v.is_number() ? v.get<float>() : NAN);
+          ++r.scores.frames;
+        }
+      }
+      out.push_back(std::move(r));
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(origin + ": unexpected content (" + e.what() + "); give a file written by earmark's json output");
+  }
+  return out;
+}
+
+std::vector<std::string> write_outputs(const std::string& out_dir, const std::vector<FileResult>& results,
+                                       const OutputConfig& cfg) {
+  static const std::vector<std::string> known = {"csv", "json", "audacity", "tsv"};
+  for (const auto& f : cfg.formats)
+    if (std::find(known.begin(), known.end(), f) == known.end())
+      throw Error("output.formats: unknown format '" + f + "' (known: csv, json, audacity, tsv)");
+  auto wants = [&](const char* f) { return std::find(cfg.formats.begin(), cfg.formats.end(), f) != cfg.formats.end(); };
+
+  const fs::path dir(out_dir);
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec || !fs::is_directory(dir))
+    throw Error(out_dir + ": cannot create the output folder (" +
+                (ec ? ec.message() : std::string("a file of that name exists")) + "); choose a writable folder");
+
+  std::vector<std::string> written;
+  auto write_file = [&](const std::string& name, const std::function<void(std::ostream&)>& fill) {
+    const fs::path p = dir / name;
+    std::ofstream f(p, std::ios::binary | std::ios::trunc);
+    if (!f) throw Error(p.string() + ": cannot write (" + std::strerror(errno) + "); check the output folder");
+    fill(f);
+    f.flush();
+    if (!f) throw Error(p.string() + ": writing failed (" + std::strerror(errno) + "); check free space");
+    written.push_back(p.string());
+  };
+
+  if (wants("csv")) write_file("events.csv", [&](std::ostream& os) { write_csv(os, results); });
+  if (wants("json")) write_file("events.json", [&](std::ostream& os) { write_json(os, results, cfg.frame_scores); });
+  if (wants("tsv")) write_file("events.tsv", [&](std::ostream& os) { write_dcase_tsv(os, results); });
+
+  const auto stems = unique_stems(results);
+  for (size_t i = 0; i < results.size(); ++i) {
+    const auto& r = results[i];
+    if (wants("audacity") && r.ok())
+      write_file(stems[i] + ".labels.txt", [&](std::ostream& os) { write_audacity(os, r); });
+    if (!cfg.per_file) continue;
+    const std::vector<FileResult> one = {r};
+    if (wants("csv") && r.ok()) write_file(stems[i] + ".csv", [&](std::ostream& os) { write_csv(os, one); });
+    if (wants("json"))
+      write_file(stems[i] + ".json", [&](std::ostream& os) { write_json(os, one, cfg.frame_scores); });
+  }
+  return written;
+}
+
+}  // namespace earmark::report
