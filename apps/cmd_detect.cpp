@@ -95,6 +95,7 @@ int run_detect(const DetectOptions& o) {
   const Detector det(cfg);
   std::vector<FileResult> results;
   const auto files = expand_inputs(o.inputs, results);
+  for (const auto& r : results) std::cerr << "earmark: " << r.error << "\n";
   const bool tty = !o.quiet && isatty(fileno(stderr));
   const auto start = std::chrono::steady_clock::now();
   double audio_s = 0;

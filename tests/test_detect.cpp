@@ -1,0 +1,262 @@
+// End to end: real recordings in several containers/codecs through the library and the CLI,
+// the expected events, frame-grid properties, and every bad-input case of `earmark detect`.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "earmark/earmark.hpp"
+#include "features/logmel.hpp"
+#include "model/network.hpp"
+#include "model/scorer.hpp"
+#include "test_support.hpp"
+
+namespace {
+
+using namespace earmark;
+using earmark::testing::shared_dir;
+using earmark::testing::TempDir;
+namespace fs = std::filesystem;
+
+Config test_config() {
+  Config c;
+  c.model.models_dir = earmark::testing::models_dir().string();
+  c.model.threads = 2;
+  return c;
+}
+
+const Detector& detector() {
+  static const Detector d(test_config());
+  return d;
+}
+
+bool has_event(const FileResult& r, const std::string& label, double from = 0, double to = 1e9) {
+  return std::any_of(r.events.begin(), r.events.end(), [&](const Event& e) {
+    return e.label == label && e.offset > from && e.onset < to;
+  });
+}
+
+std::string run(const std::string& cmd, int* status) {
+  std::string out;
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  char buf[4096];
+  while (p && fgets(buf, sizeof buf, p)) out += buf;
+  const int rc = p ? pclose(p) : -1;
+  *status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  return out;
+}
+
+bool have_ffmpeg() { return std::system("ffmpeg -version >/dev/null 2>&1") == 0; }
+
+std::string cli() {
+  return "EARMARK_MODELS='" + earmark::testing::models_dir().string() + "' '" + earmark::testing::cli_path().string() + "'";
+}
+
+TEST(Detect, ExpectedEventsOnTheGoldenClips) {
+  EARMARK_REQUIRE_SHARED();
+  const auto speech = detector().detect_file((shared_dir() / "audio/speech.wav").string());
+  ASSERT_TRUE(speech.ok()) << speech.error;
+  EXPECT_TRUE(has_event(speech, "Speech"));
+  // The door slams at about 4.5 s.
+  EXPECT_TRUE(has_event(speech, "Door", 4.0, 5.5) || has_event(speech, "Slam", 4.0, 5.5));
+  const auto typing = detector().detect_file((shared_dir() / "audio/typing.wav").string());
+  ASSERT_TRUE(typing.ok()) << typing.error;
+  EXPECT_TRUE(has_event(typing, "Typing") || has_event(typing, "Computer keyboard"));
+  const auto music = detector().detect_file((shared_dir() / "audio/music.wav").string());
+  ASSERT_TRUE(music.ok()) << music.error;
+  EXPECT_TRUE(has_event(music, "Music"));
+  // No event of any class on the keyboard recording should be speech or music.
+  EXPECT_FALSE(has_event(typing, "Music"));
+}
+
+TEST(Detect, ScoreGridCoversTheFile) {
+  EARMARK_REQUIRE_SHARED();
+  const auto r = detector().detect_file((shared_dir() / "audio/speech.wav").string());
+  ASSERT_TRUE(r.ok());
+  EXPECT_NEAR(r.info.duration_s, 10.0, 1e-3);
+  EXPECT_DOUBLE_EQ(r.scores.hop_s, 0.32);
+  EXPECT_EQ(r.scores.frames, 32);  // ceil(10 / 0.32)
+  EXPECT_EQ(r.scores.labels.size(), 527u);
+  for (float v : r.scores.values) ASSERT_TRUE(v >= 0.0f && v <= 1.0f);
+  for (const auto& e : r.events) {
+    EXPECT_GE(e.onset, 0.0);
+    EXPECT_LE(e.offset, 10.0 + 1e-9);
+    EXPECT_LT(e.onset, e.offset);
+  }
+}
+
+TEST(Detect, StreamingBlockSizeDoesNotChangeScores) {
+  EARMARK_REQUIRE_SHARED();
+  // The same 10 s through the frame scorer in mel blocks of 1, 37 and all frames.
+  const auto audio = earmark::testing::read_wav_pcm16(shared_dir() / "audio/typing.wav");
+  const model::Network net((earmark::testing::models_dir() / "mn04_as_mAP_432.pt").string(), 0, 1);
+  std::vector<std::vector<float>> results;
+  for (size_t block : {size_t(1), size_t(37), size_t(100000)}) {
+    features::LogMelStream mel;
+    model::FrameScorer scorer(net, FramesConfig{}, 3);
+    std::vector<float> frames;
+    for (size_t i = 0; i < audio.size(); i += block * 320) {
+      const size_t n = std::min(block * 320, audio.size() - i);
+      mel.push(std::span<const float>(audio).subspan(i, n));
+      frames.clear();
+      const size_t k = mel.take(frames, mel.available());
+      scorer.push(frames, k);
+    }
+    mel.finish();
+    frames.clear();
+    scorer.push(frames, mel.take(frames, mel.available()));
+    scorer.finish(audio.size());
+    results.push_back(scorer.logits());
+  }
+  ASSERT_EQ(results[0].size(), 32u * 527u);
+  for (size_t k = 1; k < results.size(); ++k) {
+    ASSERT_EQ(results[k].size(), results[0].size());
+    float d = 0;
+    for (size_t i = 0; i < results[0].size(); ++i) d = std::max(d, std::abs(results[k][i] - results[0][i]));
+    EXPECT_LT(d, 1e-4f) << "block variant " << k;
+  }
+}
+
+TEST(Detect, ShortClipsAndEdgesGetScores) {
+  EARMARK_REQUIRE_SHARED();
+  // 0.8 s of typing: shorter than the network likes, at both file edges at once.
+  const auto audio = earmark::testing::read_wav_pcm16(shared_dir() / "audio/typing.wav");
+  const std::vector<float> excerpt(audio.begin() + 3 * 32000, audio.begin() + 3 * 32000 + 25600);
+  const auto r = detector().detect_samples(excerpt, "typing-excerpt");
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r.scores.frames, 3);  // ceil(0.8 / 0.32)
+  const auto col = [&](const char* name) {
+    return int(std::find(r.scores.labels.begin(), r.scores.labels.end(), name) - r.scores.labels.begin());
+  };
+  for (int f = 0; f < r.scores.frames; ++f) {
+    // Every grid cell, the edges included, recognises the keyboard.
+    EXPECT_GT(std::max(r.scores.at(f, col("Typing")), r.scores.at(f, col("Computer keyboard"))), 0.3f) << "frame " << f;
+  }
+  // A single sample and zero samples: no crash, no events.
+  EXPECT_TRUE(detector().detect_samples(std::vector<float>{0.1f}).events.empty());
+  EXPECT_TRUE(detector().detect_samples(std::vector<float>{}).events.empty());
+  // Digital silence: at most the class "Silence".
+  for (const auto& e : detector().detect_samples(std::vector<float>(32000 * 5, 0.0f)).events) EXPECT_EQ(e.label, "Silence");
+}
+
+TEST(Detect, WindowsMethodFindsTheSameMainEvents) {
+  EARMARK_REQUIRE_SHARED();
+  Config c = test_config();
+  c.frames.method = "windows";
+  const Detector d(c);
+  const auto r = d.detect_file((shared_dir() / "audio/typing.wav").string());
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_EQ(r.scores.frames, 32);
+  EXPECT_TRUE(has_event(r, "Typing") || has_event(r, "Computer keyboard"));
+}
+
+// The same clip in other containers and codecs decodes and gives the same main events.
+TEST(Detect, ContainersAndCodecs) {
+  EARMARK_REQUIRE_SHARED();
+  if (!have_ffmpeg()) GTEST_SKIP() << "ffmpeg CLI not installed";
+  TempDir tmp;
+  const std::string src = (shared_dir() / "audio/speech.wav").string();
+  const std::vector<std::pair<std::string, std::string>> variants = {
+      {"speech.flac", "-c:a flac"},
+      {"speech.ogg", "-c:a libvorbis -q:a 5"},
+      {"speech.opus", "-c:a libopus -b:a 64k"},
+      {"speech.mp3", "-c:a libmp3lame -b:a 128k"},
+      {"speech.m4a", "-c:a aac -b:a 128k"},
+      {"speech-48k-stereo.wav", "-ar 48000 -ac 2"},
+  };
+  for (const auto& [name, args] : variants) {
+    const auto out = (tmp / name).string();
+    ASSERT_EQ(std::system(("ffmpeg -loglevel error -y -i '" + src + "' " + args + " '" + out + "'").c_str()), 0) << name;
+    const auto r = detector().detect_file(out);
+    ASSERT_TRUE(r.ok()) << name << ": " << r.error;
+    EXPECT_NEAR(r.info.duration_s, 10.0, 0.1) << name;
+    EXPECT_TRUE(has_event(r, "Speech")) << name;
+    EXPECT_TRUE(has_event(r, "Door", 4.0, 5.5) || has_event(r, "Slam", 4.0, 5.5)) << name;
+  }
+}
+
+TEST(DetectCli, WritesAllFormatsForAFolder) {
+  EARMARK_REQUIRE_SHARED();
+  TempDir tmp;
+  int status = 0;
+  const auto out = run(cli() + " detect --quiet '" + (shared_dir() / "audio").string() + "' -o '" + tmp.path().string() + "'", &status);
+  ASSERT_EQ(status, 0) << out;
+  for (const char* f : {"events.csv", "events.json", "events.tsv", "speech.labels.txt", "typing.labels.txt", "music.labels.txt"})
+    EXPECT_TRUE(fs::exists(tmp / f)) << f;
+  std::ifstream csv(tmp / "events.csv");
+  std::string header;
+  std::getline(csv, header);
+  EXPECT_EQ(header, "file,onset,offset,label,confidence");
+  const auto j = nlohmann::json::parse(std::ifstream(tmp / "events.json"));
+  ASSERT_EQ(j["files"].size(), 3u);
+}
+
+TEST(DetectCli, BadInputsGetOneLineErrorsAndTheRestIsStillWritten) {
+  EARMARK_REQUIRE_SHARED();
+  TempDir tmp;
+  const fs::path in = tmp / "in";
+  fs::create_directories(in / "empty-folder");
+  std::ofstream(in / "empty.wav").close();
+  std::ofstream(in / "notes.mp3") << "these are not the sounds you are looking for\n";
+  {  // a WAV cut in the middle of its header
+    std::ifstream src(shared_dir() / "audio/typing.wav", std::ios::binary);
+    std::vector<char> head(30);
+    src.read(head.data(), 30);
+    std::ofstream(in / "truncated.wav", std::ios::binary).write(head.data(), 30);
+  }
+  fs::copy_file(shared_dir() / "audio/typing.wav", in / "good.wav");
+  const fs::path out = tmp / "out";
+  int status = 0;
+  const std::string cmd = cli() + " detect --quiet '" + (in / "empty.wav").string() + "' '" + (in / "notes.mp3").string() +
+                          "' '" + (in / "truncated.wav").string() + "' '" + (in / "empty-folder").string() + "' '" +
+                          (in / "good.wav").string() + "' '" + (in / "missing.flac").string() + "' -o '" + out.string() + "'";
+  const auto text = run(cmd, &status);
+  EXPECT_EQ(status, 1) << text;
+  for (const char* name : {"empty.wav", "notes.mp3", "truncated.wav", "empty-folder", "missing.flac"}) {
+    // One line per bad input, naming it.
+    size_t lines = 0;
+    std::istringstream ss(text);
+    for (std::string l; std::getline(ss, l);) lines += l.find(name) != std::string::npos ? 1 : 0;
+    EXPECT_EQ(lines, 1u) << name << " in:\n" << text;
+  }
+  EXPECT_EQ(text.find("terminate"), std::string::npos) << text;
+  // The good file's results were written.
+  std::ifstream csv(out / "events.csv");
+  const std::string all((std::istreambuf_iterator<char>(csv)), std::istreambuf_iterator<char>());
+  EXPECT_NE(all.find("good.wav"), std::string::npos) << all;
+  EXPECT_NE(all.find("Typing"), std::string::npos) << all;
+  const auto j = nlohmann::json::parse(std::ifstream(out / "events.json"));
+  EXPECT_EQ(j["files"].size(), 6u);
+}
+
+TEST(DetectCli, ModelErrors) {
+  EARMARK_REQUIRE_SHARED();
+  TempDir tmp;
+  int status = 0;
+  auto text = run(cli() + " detect --quiet --model mn99_as '" + (shared_dir() / "audio").string() + "' -o '" + tmp.path().string() + "'", &status);
+  EXPECT_EQ(status, 2) << text;
+  EXPECT_NE(text.find("unknown model 'mn99_as'"), std::string::npos) << text;
+
+  // A real PyTorch checkpoint of another network: wrong keys, named in the message.
+  const fs::path bad = tmp / "wrong_keys.pt";
+  const std::string py = "import torch; torch.save({'encoder.weight': torch.zeros(3, 3), 'encoder.bias': torch.zeros(3)}, '" + bad.string() + "')";
+  if (std::system(("/usr/bin/python3 -c \"" + py + "\" 2>/dev/null").c_str()) != 0) GTEST_SKIP() << "python3-torch missing";
+  fs::copy_file(earmark::testing::models_dir() / "class_labels_indices.csv", tmp / "class_labels_indices.csv");
+  text = run(cli() + " detect --quiet --model '" + bad.string() + "' '" + (shared_dir() / "audio").string() + "' -o '" + (tmp / "o").string() + "'", &status);
+  EXPECT_EQ(status, 2) << text;
+  EXPECT_NE(text.find("wrong_keys.pt"), std::string::npos) << text;
+  EXPECT_NE(text.find("unexpected keys: encoder.bias, encoder.weight"), std::string::npos) << text;
+  EXPECT_NE(text.find("missing keys"), std::string::npos) << text;
+
+  // Not a checkpoint at all.
+  std::ofstream(tmp / "garbage.pt") << "not a zip";
+  text = run(cli() + " detect --quiet --model '" + (tmp / "garbage.pt").string() + "' '" + (shared_dir() / "audio").string() + "' -o '" + (tmp / "o").string() + "'", &status);
+  EXPECT_EQ(status, 2) << text;
+  EXPECT_NE(text.find("garbage.pt"), std::string::npos) << text;
+}
+
+}  // namespace
