@@ -265,6 +265,9 @@ Network::Network(const std::string& checkpoint, double width, int threads) : imp
   }
   if (threads <= 0) threads = int(std::clamp(std::thread::hardware_concurrency(), 1u, 8u));
   at::set_num_threads(threads);
+  // Silence padding and quiet recordings drive activations into subnormal floats, which the
+  // CPU handles tens of times slower; flushing them to zero changes no score measurably.
+  at::globalContext().setFlushDenormal(true);
 }
 
 Network::~Network() = default;
