@@ -75,9 +75,9 @@ EventTable parse_events_tsv(std::istream& in, const std::string& source) {
     for (auto& x : f) x = std::string(trim(x));
     if (first) {
       first = false;
-      if (lower(f[0]) == "filename") {
-        std::map<std::string, size_t> pos;
-        for (size_t i = 0; i < f.size(); ++i) pos[lower(f[i])] = i;
+      std::map<std::string, size_t> pos;
+      for (size_t i = 0; i < f.size(); ++i) pos[lower(f[i])] = i;
+      if (pos.count("filename")) {
         for (const char* need : {"onset", "offset", "event_label"})
           if (!pos.count(need))
             throw Error(fmt::format("{}:{}: header has no '{}' column; the header must name filename, onset, "
@@ -89,21 +89,24 @@ EventTable parse_events_tsv(std::istream& in, const std::string& source) {
       }
     }
     const std::string where = fmt::format("{}:{}", source, line_no);
-    if (f[0].empty())
-      throw Error(where + ": empty filename; every row starts with the audio file name");
-    const std::string& file = f[c_file];
     // A file without events: a lone filename, or a full row whose other fields are empty.
-    bool others_empty = true;
-    for (size_t i = 0; i < f.size(); ++i)
-      if (i != c_file && !f[i].empty()) others_empty = false;
-    if (others_empty && (f.size() == 1 || f.size() == n_cols)) {
-      if (c_file >= f.size()) throw Error(where + ": missing filename column");
-      table.add_file(file);
-      continue;
+    if (f.size() == 1 && c_file != 0)
+      throw Error(fmt::format("{}: 1 column, expected {} as in the header", where, n_cols));
+    if (f.size() == 1 || f.size() == n_cols) {
+      const std::string& file = f[f.size() == 1 ? 0 : c_file];
+      if (file.empty()) throw Error(where + ": empty filename; every row names its audio file");
+      bool others_empty = true;
+      for (size_t i = 0; i < f.size(); ++i)
+        if (i != c_file && !f[i].empty()) others_empty = false;
+      if (others_empty) {
+        table.add_file(file);
+        continue;
+      }
     }
     if (f.size() != n_cols)
       throw Error(fmt::format("{}: {} columns, expected {} (filename, onset, offset, event_label separated by tabs)",
                               where, f.size(), n_cols));
+    const std::string& file = f[c_file];
     Event e;
     if (!parse_double(f[c_on], e.onset))
       throw Error(fmt::format("{}: onset '{}' is not a number; write seconds, e.g. 1.25", where, f[c_on]));
