@@ -3,6 +3,9 @@
 #include <cmath>
 #include <limits>
 #include <sstream>
+#include <sys/wait.h>
+
+#include <nlohmann/json.hpp>
 
 #include "eval/label_map.hpp"
 #include "eval/metrics.hpp"
@@ -636,4 +639,84 @@ TEST(LabelMap, MapEventsDuplicatesDropsAndMerges) {
   EXPECT_EQ(out[1].label, "knock");
   EXPECT_DOUBLE_EQ(out[1].offset, 2.0);
   EXPECT_EQ(out[1].class_index, 1);
+  // An event that already carries a dataset class is kept as it is.
+  const auto kept = m.map_events(std::vector<Event>{ev_of(7.0, 8.0, "knock", 0.4f)});
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_EQ(kept[0].label, "knock");
+}
+
+// ---------------------------------------------------------------- earmark eval
+
+namespace {
+
+int run_cli(const std::string& args, const earmark::testing::fs::path& log) {
+  const std::string cmd = earmark::testing::cli_path().string() + " " + args + " > " + log.string() + " 2>&1";
+  const int rc = std::system(cmd.c_str());
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+std::string slurp(const earmark::testing::fs::path& p) {
+  std::ifstream f(p);
+  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+}
+
+}  // namespace
+
+TEST(EvalCli, EventsScoresAndJson) {
+  earmark::testing::TempDir dir;
+  {
+    std::ofstream(dir / "ref.tsv") << "filename\tonset\toffset\tevent_label\n"
+                                      "a.wav\t1\t3\tdog\na.wav\t5\t6\tcat\n";
+    std::ofstream(dir / "est.tsv") << "filename\tonset\toffset\tevent_label\na.wav\t1\t3\tdog\n";
+    std::ofstream(dir / "dur.tsv") << "filename\tduration\na.wav\t10\nb.wav\t10\n";
+    earmark::testing::fs::create_directory(dir / "scores");
+    // Perfect scores on a 0.5 s grid: dog 1 on [1,3), cat 1 on [5,6); b.wav all 0.
+    earmark::FrameScores a, b;
+    a.hop_s = b.hop_s = 0.5;
+    a.frames = b.frames = 20;
+    a.labels = b.labels = {"dog", "cat"};
+    a.values.assign(40, 0.0f);
+    b.values.assign(40, 0.0f);
+    for (int f = 2; f < 6; ++f) a.values[size_t(f) * 2] = 1.0f;
+    for (int f = 10; f < 12; ++f) a.values[size_t(f) * 2 + 1] = 1.0f;
+    std::ofstream fa(dir / "scores" / "a.scores.tsv"), fb(dir / "scores" / "b.scores.tsv");
+    ev::write_scores_tsv(fa, a);
+    ev::write_scores_tsv(fb, b);
+  }
+  const std::string d = dir.path().string();
+  ASSERT_EQ(run_cli("eval --ref " + d + "/ref.tsv --est " + d + "/est.tsv --scores " + d + "/scores --durations " +
+                        d + "/dur.tsv --json " + d + "/out.json",
+                    dir / "log.txt"),
+            0)
+      << slurp(dir / "log.txt");
+  const std::string log = slurp(dir / "log.txt");
+  EXPECT_NE(log.find("Event-based"), std::string::npos);
+  EXPECT_NE(log.find("PSDS1"), std::string::npos);
+  const auto j = nlohmann::json::parse(slurp(dir / "out.json"));
+  // Event-based: TP 1 of Nref 2, Nsys 1 -> P 1, R .5, F 2/3.
+  EXPECT_NEAR(j["event_based"]["micro"]["f1"].get<double>(), 2.0 / 3.0, 1e-12);
+  // cat has no estimate: precision NaN -> null in JSON.
+  EXPECT_TRUE(j["event_based"]["classes"]["cat"]["precision"].is_null());
+  // Segment-based over 2 x 10 segments: dog segs 1, 2 hit; cat seg 5 missed: P 1, R 2/3, F .8.
+  EXPECT_NEAR(j["segment_based"]["micro"]["f1"].get<double>(), 0.8, 1e-12);
+  EXPECT_DOUBLE_EQ(j["segment_based"]["evaluated_length_s"].get<double>(), 20.0);
+  // Perfect scores: both classes TPR 1 at eFPR 0 -> PSDS1 = PSDS2 = 1.
+  EXPECT_DOUBLE_EQ(j["psds1"]["value"].get<double>(), 1.0);
+  EXPECT_DOUBLE_EQ(j["psds2"]["value"].get<double>(), 1.0);
+  EXPECT_EQ(j["psds1"]["config"]["dtc"].get<double>(), 0.7);
+}
+
+TEST(EvalCli, BadInputExitsWithFileAndLine) {
+  earmark::testing::TempDir dir;
+  std::ofstream(dir / "ref.tsv") << "filename\tonset\toffset\tevent_label\na.wav\tone\t2\tdog\n";
+  std::ofstream(dir / "est.tsv") << "a.wav\t1\t2\tdog\n";
+  const std::string d = dir.path().string();
+  EXPECT_EQ(run_cli("eval --ref " + d + "/ref.tsv --est " + d + "/est.tsv", dir / "log.txt"), 2);
+  EXPECT_NE(slurp(dir / "log.txt").find("ref.tsv:2: onset 'one' is not a number"), std::string::npos)
+      << slurp(dir / "log.txt");
+  // An estimate for a file the reference does not know is refused.
+  std::ofstream(dir / "ref2.tsv") << "a.wav\t1\t2\tdog\n";
+  std::ofstream(dir / "est2.tsv") << "typo.wav\t1\t2\tdog\n";
+  EXPECT_EQ(run_cli("eval --ref " + d + "/ref2.tsv --est " + d + "/est2.tsv", dir / "log2.txt"), 2);
+  EXPECT_NE(slurp(dir / "log2.txt").find("not in the reference, e.g. 'typo.wav'"), std::string::npos);
 }

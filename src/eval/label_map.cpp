@@ -241,13 +241,16 @@ std::vector<Event> LabelMap::map_events(const std::vector<Event>& events) const 
   std::map<std::string, int> index;
   for (size_t i = 0; i < classes_.size(); ++i) index.emplace(classes_[i], int(i));
   std::vector<std::vector<Event>> per_class(classes_.size());
-  for (const auto& e : events)
-    for (const auto& c : dataset_labels(e.label)) {
+  for (const auto& e : events) {
+    std::vector<std::string> targets = dataset_labels(e.label);
+    if (targets.empty() && index.count(e.label)) targets.push_back(e.label);  // already a dataset class
+    for (const auto& c : targets) {
       Event m = e;
       m.label = c;
       m.class_index = index.at(c);
       per_class[size_t(m.class_index)].push_back(std::move(m));
     }
+  }
   std::vector<Event> out;
   for (auto& list : per_class) {
     std::stable_sort(list.begin(), list.end(), [](const Event& a, const Event& b) { return a.onset < b.onset; });

@@ -5,7 +5,8 @@
 // label may serve several dataset classes (Bleat -> goat, sheep).
 //  - Scores: a dataset class's score in a frame is the maximum of its AudioSet labels' scores.
 //  - Events: an event labelled with an AudioSet name becomes one event per dataset class that
-//    lists the name (several classes: duplicated); names no class lists are dropped.
+//    lists the name (several classes: duplicated); an event already labelled with a dataset
+//    class is kept; other labels are dropped.
 //
 // Accepted files:
 //  - YAML (.yaml, .yml): `doorslam: [Door, Slam]` or `speech: Speech`.
