@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   earmark::cli::add_detect_command(app);
   earmark::cli::add_labels_command(app);
   earmark::cli::add_version_command(app);
+  earmark::cli::add_eval_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
