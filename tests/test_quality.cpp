@@ -160,6 +160,24 @@ TEST(Quality, ClippingIsFoundWhereTheAmplifiedSpeechHitsFullScale) {
   std::cout << kinds(r);
 }
 
+TEST(Quality, TypingRecordingHasItsRealShortClips) {
+  EARMARK_REQUIRE_SHARED();
+  int rate = 0;
+  const auto x = read_wav16(shared_dir() / "audio" / "typing.wav", &rate);
+  const auto r = analyze(x);
+  // Found with numpy: key strikes hit -32768 in runs of 3 (from sample 100997, 3.156 s),
+  // 4 (233615, 7.300 s) and 4 (272989, 8.531 s); two runs of 2 near 5.90 s are below
+  // clip_min_run. 3 + 4 + 4 = 11.
+  EXPECT_EQ(r.clipped_samples, 11);
+  ASSERT_EQ(r.clipped_regions.size(), 3u);
+  EXPECT_NEAR(r.clipped_regions[0].start_s, 100997.0 / kRate, 1e-9);
+  EXPECT_NEAR(r.clipped_regions[1].start_s, 233615.0 / kRate, 1e-9);
+  EXPECT_NEAR(r.clipped_regions[2].end_s, 272993.0 / kRate, 1e-9);
+  EXPECT_EQ(r.find(AnomalyKind::clipping)[0]->message, "Clipping: 3 samples at full scale at 3.156 s");
+  // 11 of 320,000 samples is under the 0.1 % error limit.
+  EXPECT_EQ(r.find(AnomalyKind::clipping)[0]->severity, Severity::warning);
+}
+
 TEST(Quality, InsertedDigitalSilenceIsReportedWithItsTimes) {
   EARMARK_REQUIRE_SHARED();
   auto x = speech();
@@ -292,6 +310,9 @@ TEST(Quality, LongPausesBetweenBursts) {
   EXPECT_NEAR(p[1]->start_s, 6.0, 0.06);
   EXPECT_NEAR(p[1]->end_s, 11.0, 0.06);
   EXPECT_EQ(p[0]->severity, Severity::info);
+  // The noise alone has no quiet background to pause in (its SNR estimate is about 0.5 dB).
+  const auto noise = analyze(white_noise(size_t(12 * kRate), std::pow(10.0, -60.0 / 20), 11));
+  EXPECT_FALSE(noise.has(AnomalyKind::long_pause)) << kinds(noise);
 }
 
 TEST(Quality, ReportDoesNotDependOnBlockSize) {

@@ -89,6 +89,7 @@ void QualityConfig::validate() const {
   require(pause_margin_db >= 0, "pause_margin_db", pause_margin_db, "must not be negative");
   require(long_pause_min_s > 0, "long_pause_min_s", long_pause_min_s, "must be positive");
   require(pause_bridge_s >= 0, "pause_bridge_s", pause_bridge_s, "must not be negative");
+  require(pause_min_snr_db >= 0, "pause_min_snr_db", pause_min_snr_db, "must not be negative");
   require(dc_offset_max > 0, "dc_offset_max", dc_offset_max, "must be positive");
   require(hum_harmonics >= 1 && hum_harmonics <= 20, "hum_harmonics", hum_harmonics, "must be between 1 and 20");
   require(hum_min_prominence_db > 0, "hum_min_prominence_db", hum_min_prominence_db, "must be positive");
@@ -505,7 +506,7 @@ struct QualityAnalyzer::Impl {
       r.noise_floor_dbfs = percentile(active, cfg.noise_floor_percentile);
       r.signal_level_dbfs = percentile(active, cfg.signal_percentile);
       r.snr_db = r.signal_level_dbfs - r.noise_floor_dbfs;
-      find_long_pauses(r);
+      if (r.snr_db >= cfg.pause_min_snr_db) find_long_pauses(r);
     }
     noise_colour(r);
     hum(r);
@@ -676,8 +677,10 @@ struct QualityAnalyzer::Impl {
                                                                                            : Severity::warning;
       for (const auto& reg : r.clipped_regions)
         add(AnomalyKind::clipping, s, reg.start_s, reg.end_s,
-            fmt::format("Clipping: {} samples at full scale between {:.1f} s and {:.1f} s", grouped(reg.samples),
-                        reg.start_s, reg.end_s));
+            reg.end_s - reg.start_s < 0.1
+                ? fmt::format("Clipping: {} samples at full scale at {:.3f} s", grouped(reg.samples), reg.start_s)
+                : fmt::format("Clipping: {} samples at full scale between {:.1f} s and {:.1f} s",
+                              grouped(reg.samples), reg.start_s, reg.end_s));
       if (r.clipped_region_count > int64_t(r.clipped_regions.size())) {
         const int64_t listed = std::accumulate(r.clipped_regions.begin(), r.clipped_regions.end(), int64_t{0},
                                                [](int64_t a, const TimeRegion& t) { return a + t.samples; });
@@ -710,8 +713,8 @@ struct QualityAnalyzer::Impl {
                       grouped(r.long_pause_count - int64_t(r.long_pauses.size()))));
     if (r.noise_floor_dbfs > kUnmeasurableDb && r.snr_db < cfg.heavy_noise_snr_db)
       add(AnomalyKind::heavy_noise, Severity::warning, 0, dur,
-          fmt::format("Heavy noise: estimated SNR {:.1f} dB (loud parts at {:.1f} dBFS over a noise floor of "
-                      "{:.1f} dBFS); consider denoising",
+          fmt::format("Heavy noise: estimated SNR {:.1f} dB (the loud parts at {:.1f} dBFS stand little above a "
+                      "noise floor of {:.1f} dBFS); unless this is steady music or ambience, consider denoising",
                       r.snr_db, r.signal_level_dbfs, r.noise_floor_dbfs));
     if (r.hum_detected)
       add(AnomalyKind::hum, Severity::warning, 0, dur,

@@ -62,17 +62,22 @@ struct QualityConfig {
   double signal_percentile = 95.0;
 
   // Long pause: frames within pause_margin_db of the noise floor for at least long_pause_min_s
-  // (louder blips up to pause_bridge_s long do not end a pause).
+  // (louder blips up to pause_bridge_s long do not end a pause). Only sought when the SNR
+  // estimate is at least pause_min_snr_db: in steady sound (music, a noisy street) nearly
+  // every frame is "near the floor" and a pause means nothing.
   double pause_margin_db = 6.0;
   double long_pause_min_s = 3.0;
   double pause_bridge_s = 0.2;
+  double pause_min_snr_db = 10.0;
 
   // low_level when the peak is below low_level_peak_dbfs or the loudness below
   // low_level_lufs.
   double low_level_peak_dbfs = -30.0;
   double low_level_lufs = -50.0;
 
-  // heavy_noise when the SNR estimate is below this.
+  // heavy_noise when the SNR estimate is below this. The estimate cannot tell noise from
+  // steady sound: dense music or ambience with little level variation reads as noisy too
+  // (the message says so).
   double heavy_noise_snr_db = 10.0;
 
   // dc_offset when |mean| is at least this (0.01 = -40 dBFS).
