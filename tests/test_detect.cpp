@@ -92,7 +92,7 @@ TEST(Detect, ScoreGridCoversTheFile) {
 TEST(Detect, StreamingBlockSizeDoesNotChangeScores) {
   EARMARK_REQUIRE_SHARED();
   // The same 10 s through the frame scorer in mel blocks of 1, 37 and all frames.
-  const auto audio = earmark::testing::read_wav_pcm16(shared_dir() / "audio/typing.wav");
+  const auto audio = earmark::testing::read_wav16(shared_dir() / "audio/typing.wav");
   const model::Network net((earmark::testing::models_dir() / "mn04_as_mAP_432.pt").string(), 0, 1);
   std::vector<std::vector<float>> results;
   for (size_t block : {size_t(1), size_t(37), size_t(100000)}) {
@@ -124,7 +124,7 @@ TEST(Detect, StreamingBlockSizeDoesNotChangeScores) {
 TEST(Detect, ShortClipsAndEdgesGetScores) {
   EARMARK_REQUIRE_SHARED();
   // 0.8 s of typing: shorter than the network likes, at both file edges at once.
-  const auto audio = earmark::testing::read_wav_pcm16(shared_dir() / "audio/typing.wav");
+  const auto audio = earmark::testing::read_wav16(shared_dir() / "audio/typing.wav");
   const std::vector<float> excerpt(audio.begin() + 3 * 32000, audio.begin() + 3 * 32000 + 25600);
   const auto r = detector().detect_samples(excerpt, "typing-excerpt");
   ASSERT_TRUE(r.ok());

@@ -36,7 +36,7 @@ class Parity : public ::testing::TestWithParam<std::string> {};
 TEST_P(Parity, MelAndLogitsMatchReference) {
   EARMARK_REQUIRE_SHARED();
   const std::string name = GetParam();
-  const auto audio = earmark::testing::read_wav_pcm16(shared_dir() / "audio" / (name + ".wav"));
+  const auto audio = earmark::testing::read_wav16(shared_dir() / "audio" / (name + ".wav"));
   ASSERT_EQ(audio.size(), 320000u);
 
   size_t frames = 0;

@@ -1,6 +1,7 @@
 // Helpers shared by the tests: where ../shared is, temp folders, small signal makers.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -90,31 +91,128 @@ inline void write_wav16(const fs::path& p, const std::vector<float>& interleaved
   }
 }
 
-// Reads a 16-bit PCM WAV (any channel count, interleaved) without the library's decoder, so
-// tests can check the decoder against it. Returns an empty vector if the file is not one.
-inline std::vector<float> read_wav_pcm16(const fs::path& p, int* rate = nullptr, int* channels = nullptr) {
+// Reads a 16-bit PCM WAV file (any channel count; channels are averaged to mono), for tests
+// that need real audio without depending on the decoder. Fails the calling test on a file it
+// cannot read.
+inline std::vector<float> read_wav16(const fs::path& p, int* rate = nullptr) {
   std::ifstream f(p, std::ios::binary);
-  std::vector<char> b((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  auto u32 = [&](size_t o) { uint32_t v; std::memcpy(&v, &b[o], 4); return v; };
-  auto u16 = [&](size_t o) { uint16_t v; std::memcpy(&v, &b[o], 2); return v; };
-  if (b.size() < 12 || std::memcmp(b.data(), "RIFF", 4) || std::memcmp(b.data() + 8, "WAVE", 4)) return {};
-  int ch = 0, sr = 0, bits = 0;
-  for (size_t o = 12; o + 8 <= b.size();) {
-    const uint32_t len = u32(o + 4);
-    if (!std::memcmp(&b[o], "fmt ", 4)) {
-      ch = u16(o + 10), sr = int(u32(o + 12)), bits = u16(o + 22);
-    } else if (!std::memcmp(&b[o], "data", 4)) {
-      if (bits != 16) return {};
-      const size_t n = std::min<size_t>(len, b.size() - o - 8) / 2;
-      std::vector<float> v(n);
-      for (size_t i = 0; i < n; ++i) v[i] = float(int16_t(u16(o + 8 + 2 * i))) / 32768.0f;
-      if (rate) *rate = sr;
-      if (channels) *channels = ch;
-      return v;
-    }
-    o += 8 + len + (len & 1);
+  std::vector<float> out;
+  if (!f) {
+    ADD_FAILURE() << "cannot open " << p;
+    return out;
   }
-  return {};
+  auto u32 = [&]() { uint32_t v = 0; f.read(reinterpret_cast<char*>(&v), 4); return v; };
+  auto u16 = [&]() { uint16_t v = 0; f.read(reinterpret_cast<char*>(&v), 2); return v; };
+  char id[4];
+  f.read(id, 4);
+  u32();
+  char wave[4];
+  f.read(wave, 4);
+  if (!f || std::string(id, 4) != "RIFF" || std::string(wave, 4) != "WAVE") {
+    ADD_FAILURE() << p << " is not a RIFF/WAVE file";
+    return out;
+  }
+  uint16_t channels = 0, bits = 0, format = 0;
+  uint32_t sample_rate = 0;
+  while (f.read(id, 4)) {
+    const uint32_t size = u32();
+    const std::string chunk(id, 4);
+    if (chunk == "fmt ") {
+      format = u16(); channels = u16(); sample_rate = u32(); u32(); u16(); bits = u16();
+      f.seekg(std::streamoff(size) - 16 + (size & 1), std::ios::cur);
+    } else if (chunk == "data") {
+      if (format != 1 || bits != 16 || channels == 0) {
+        ADD_FAILURE() << p << ": only 16-bit PCM is supported here";
+        return out;
+      }
+      std::vector<int16_t> pcm(size / 2);
+      f.read(reinterpret_cast<char*>(pcm.data()), std::streamsize(pcm.size() * 2));
+      pcm.resize(size_t(f.gcount()) / 2);
+      out.resize(pcm.size() / channels);
+      for (size_t i = 0; i < out.size(); ++i) {
+        float acc = 0;
+        for (size_t c = 0; c < channels; ++c) acc += float(pcm[i * channels + c]) / 32768.0f;
+        out[i] = acc / float(channels);
+      }
+      if (rate) *rate = int(sample_rate);
+      return out;
+    } else {
+      f.seekg(std::streamoff(size) + (size & 1), std::ios::cur);
+    }
+  }
+  ADD_FAILURE() << p << ": no data chunk";
+  return out;
+}
+
+// Deterministic noise for signal-processing tests (fixed seed; std::mt19937 is specified
+// bit-exactly, and the uniform-to-Gaussian step below is ours, so every platform gets the
+// same samples). Each generator scales its output to the requested RMS.
+inline std::vector<float> scale_to_rms(std::vector<double> v, double rms) {
+  double mean = 0, e = 0;
+  for (double x : v) mean += x;
+  mean /= double(std::max<size_t>(v.size(), 1));
+  for (double& x : v) x -= mean, e += x * x;
+  const double g = e > 0 ? rms / std::sqrt(e / double(v.size())) : 0.0;
+  std::vector<float> out(v.size());
+  for (size_t i = 0; i < v.size(); ++i) out[i] = static_cast<float>(v[i] * g);
+  return out;
+}
+
+class Gaussian {
+ public:
+  explicit Gaussian(uint32_t seed) : rng_(seed) {}
+  // Box-Muller on two 32-bit uniforms in (0, 1).
+  double operator()() {
+    if (have_) { have_ = false; return spare_; }
+    const double u1 = (double(rng_()) + 1.0) / 4294967297.0, u2 = (double(rng_()) + 1.0) / 4294967297.0;
+    const double r = std::sqrt(-2.0 * std::log(u1));
+    spare_ = r * std::sin(2 * M_PI * u2);
+    have_ = true;
+    return r * std::cos(2 * M_PI * u2);
+  }
+
+ private:
+  std::mt19937 rng_;
+  double spare_ = 0;
+  bool have_ = false;
+};
+
+inline std::vector<float> white_noise(size_t n, double rms, uint32_t seed = 1) {
+  Gaussian g(seed);
+  std::vector<double> v(n);
+  for (auto& x : v) x = g();
+  return scale_to_rms(std::move(v), rms);
+}
+
+// Voss-McCartney: 16 rows of random values, row k refreshed every 2^k samples (the row picked
+// by the number of trailing zeros of the sample counter), plus a fresh white value each
+// sample; the sum has a 1/f power spectrum (-3 dB/octave) over the audio band.
+inline std::vector<float> pink_noise(size_t n, double rms, uint32_t seed = 2) {
+  Gaussian g(seed);
+  constexpr int kRows = 16;
+  double rows[kRows];
+  double total = 0;
+  for (double& r : rows) total += (r = g());
+  std::vector<double> v(n);
+  for (size_t i = 0; i < n; ++i) {
+    const uint64_t c = uint64_t(i) + 1;
+    int k = 0;
+    while (k < kRows - 1 && ((c >> k) & 1u) == 0) ++k;
+    total -= rows[k];
+    total += (rows[k] = g());
+    v[i] = total + g();
+  }
+  return scale_to_rms(std::move(v), rms);
+}
+
+// Brown (red) noise: white noise through a leaky integrator whose corner (about 5 Hz) lies
+// well below the audio band, giving 1/f^2 power (-6 dB/octave) above it.
+inline std::vector<float> brown_noise(size_t n, double rms, uint32_t seed = 3) {
+  Gaussian g(seed);
+  std::vector<double> v(n);
+  double y = 0;
+  for (auto& x : v) x = (y = 0.999 * y + g());
+  return scale_to_rms(std::move(v), rms);
 }
 
 }  // namespace earmark::testing
