@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "condition/conditioner.hpp"
-#include "condition/fft.hpp"
+#include "util/fft.hpp"
 
 namespace earmark::condition {
 
@@ -47,7 +47,7 @@ class Denoiser {
   size_t n_, hop_, bins_;
   std::vector<float> window_;  // sqrt-Hann, used for analysis and synthesis
   float ola_scale_;
-  RealFft fft_;
+  util::RealFft fft_;
 
   std::vector<float> vbuf_;  // input not yet fully analysed, after n - hop leading zeros
   std::vector<float> ola_;   // overlap-add accumulator, n samples

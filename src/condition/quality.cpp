@@ -8,7 +8,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "condition/fft.hpp"
+#include "util/fft.hpp"
 #include "condition/filters.hpp"
 
 namespace earmark::condition {
@@ -176,7 +176,7 @@ struct QualityAnalyzer::Impl {
   std::vector<uint8_t> frame_silent;
 
   // Noise colour: per frame-level bucket, the summed band power densities of its frames.
-  std::unique_ptr<RealFft> colour_fft;
+  std::unique_ptr<util::RealFft> colour_fft;
   std::vector<float> colour_window;
   struct Band {
     double centre_hz;
@@ -187,7 +187,7 @@ struct QualityAnalyzer::Impl {
   std::vector<int64_t> bucket_frames;
 
   // Hum: Welch average of the low part of the spectrum, about 1 Hz resolution.
-  std::unique_ptr<RealFft> hum_fft;
+  std::unique_ptr<util::RealFft> hum_fft;
   std::vector<float> hum_window;
   std::vector<float> hum_buf;
   std::vector<double> hum_psd;
@@ -237,7 +237,7 @@ struct QualityAnalyzer::Impl {
 
     // Colour: one FFT per frame, zero-padded to a power of two.
     const size_t cn = next_pow2(size_t(frame_len));
-    colour_fft = std::make_unique<RealFft>(cn);
+    colour_fft = std::make_unique<util::RealFft>(cn);
     colour_window = periodic_hann(size_t(frame_len));
     const double bin_hz = double(fs) / double(cn);
     const double top = std::min(cfg.colour_max_hz, 0.45 * fs);
@@ -256,7 +256,7 @@ struct QualityAnalyzer::Impl {
     // Hum: about 1 Hz bins; only the bins up to the highest harmonic (plus a margin for the
     // neighbourhood) are kept.
     const size_t hn = next_pow2(size_t(fs));
-    hum_fft = std::make_unique<RealFft>(hn);
+    hum_fft = std::make_unique<util::RealFft>(hn);
     hum_window = periodic_hann(hn);
     const double hum_top_hz = 60.0 * cfg.hum_harmonics + 60.0;
     hum_psd.assign(std::min(hn / 2 + 1, size_t(std::ceil(hum_top_hz * double(hn) / fs)) + 1), 0.0);

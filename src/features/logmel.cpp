@@ -1,37 +1,17 @@
 #include "features/logmel.hpp"
 
-#include <fftw3.h>
+#include "util/fft.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <deque>
-#include <mutex>
 
 namespace earmark::features {
 
 namespace {
 
 double mel_scale(double f) { return 1127.0 * std::log(1.0 + f / 700.0); }
-
-// One FFTW plan for the process: creating plans is not thread-safe, executing them on other
-// (equally aligned) arrays is.
-struct FftPlan {
-  fftwf_plan plan = nullptr;
-  FftPlan() {
-    float* in = fftwf_alloc_real(kFftSize);
-    fftwf_complex* out = fftwf_alloc_complex(kNumBins);
-    plan = fftwf_plan_dft_r2c_1d(kFftSize, in, out, FFTW_ESTIMATE);
-    fftwf_free(in);
-    fftwf_free(out);
-  }
-};
-const FftPlan& fft_plan() {
-  static std::mutex m;
-  std::lock_guard<std::mutex> lock(m);
-  static FftPlan p;
-  return p;
-}
 
 // The mel filters as (first bin, weights) per band: each band spans a few dozen bins at most.
 struct SparseMel {
@@ -108,14 +88,8 @@ struct LogMelStream::Impl {
   size_t next_frame_ = 0, total_frames_ = 0;  // total_frames_ known once finished
   std::vector<float> ready_;                  // frame-major frames not yet taken
   size_t ready_offset_ = 0;
-  float* in_ = fftwf_alloc_real(kFftSize);
-  fftwf_complex* out_ = fftwf_alloc_complex(kNumBins);
+  util::RealFft fft_{kFftSize};
   std::vector<float> power_ = std::vector<float>(kNumBins);
-
-  ~Impl() {
-    fftwf_free(in_);
-    fftwf_free(out_);
-  }
 
   // Reflect-padded y: y[-j] = y[j]; y[L - 1 + j] = y[L - 1 - j] (only once the end is known).
   float y_at(long j) const {
@@ -127,10 +101,12 @@ struct LogMelStream::Impl {
   void compute_frame(size_t t) {
     const auto& w = window();
     const long start = long(t) * kHopLength - kWinLength / 2;
-    for (int i = 0; i < kWinLength; ++i) in_[i] = y_at(start + i) * w[size_t(i)];
-    std::fill(in_ + kWinLength, in_ + kFftSize, 0.0f);  // a circular shift leaves |X|^2 unchanged
-    fftwf_execute_dft_r2c(fft_plan().plan, in_, out_);
-    for (int k = 0; k < kNumBins; ++k) power_[size_t(k)] = out_[k][0] * out_[k][0] + out_[k][1] * out_[k][1];
+    float* in = fft_.time();
+    for (int i = 0; i < kWinLength; ++i) in[i] = y_at(start + i) * w[size_t(i)];
+    std::fill(in + kWinLength, in + kFftSize, 0.0f);  // a circular shift leaves |X|^2 unchanged
+    fft_.forward();
+    const std::complex<float>* spec = fft_.spectrum();
+    for (int k = 0; k < kNumBins; ++k) power_[size_t(k)] = std::norm(spec[k]);
     const auto& mel = sparse_mel();
     for (int m = 0; m < kNumMels; ++m) {
       const auto& wts = mel.weights[size_t(m)];
@@ -166,7 +142,7 @@ struct LogMelStream::Impl {
   }
 };
 
-LogMelStream::LogMelStream() : impl_(std::make_unique<Impl>()) { fft_plan(); }
+LogMelStream::LogMelStream() : impl_(std::make_unique<Impl>()) {}
 LogMelStream::~LogMelStream() = default;
 LogMelStream::LogMelStream(LogMelStream&&) noexcept = default;
 LogMelStream& LogMelStream::operator=(LogMelStream&&) noexcept = default;

@@ -1,10 +1,10 @@
-#include "condition/fft.hpp"
+#include "util/fft.hpp"
 
 #include <fftw3.h>
 
 #include <new>
 
-namespace earmark::condition {
+namespace earmark::util {
 
 std::mutex& fftw_planner_mutex() {
   static std::mutex m;
@@ -55,4 +55,4 @@ void RealFft::inverse() {
   fftwf_execute_dft_c2r(static_cast<fftwf_plan>(inv_), reinterpret_cast<fftwf_complex*>(spec_), time_);
 }
 
-}  // namespace earmark::condition
+}  // namespace earmark::util

@@ -1,4 +1,4 @@
-// Small FFTW (single precision) wrapper shared by the condition stage.
+// Small FFTW (single precision) wrapper shared by the stages that need spectra.
 //
 // FFTW's planner keeps global state and is not thread-safe, so every plan is created and
 // destroyed under fftw_planner_mutex(); executing a plan on our own arrays
@@ -11,7 +11,7 @@
 #include <mutex>
 #include <span>
 
-namespace earmark::condition {
+namespace earmark::util {
 
 std::mutex& fftw_planner_mutex();
 
@@ -46,4 +46,4 @@ class RealFft {
   void* inv_ = nullptr;
 };
 
-}  // namespace earmark::condition
+}  // namespace earmark::util
