@@ -307,6 +307,14 @@ TEST(EventBased, BipartiteMatchFollowsSedEvalAugmentingPath) {
   EXPECT_EQ(ev::sed_bipartite_match({{false}}, 1)[0], -1);
 }
 
+TEST(EventBased, InvalidEventsBuiltInCodeAreRefused) {
+  // [3, 2]: offset before onset; NaN: not a time. Both would corrupt the counts or the rolls.
+  const std::string e = error_of([] { ev::event_based(table({{"a.wav", 3, 2, "dog"}}), table({})); });
+  EXPECT_NE(e.find("reference: a.wav: event [3, 2] 'dog' is invalid"), std::string::npos) << e;
+  EXPECT_THROW(ev::segment_based(table({}), table({{"a.wav", std::nan(""), 2, "dog"}})), earmark::Error);
+  EXPECT_THROW(ev::segment_based(table({}), table({}), {{"a.wav", -1.0}}), earmark::Error);
+}
+
 TEST(EventBased, FilesAreEvaluatedSeparately) {
   // Same times in another file do not match.
   const auto ref = table({{"a.wav", 1, 2, "dog"}});
@@ -719,4 +727,69 @@ TEST(EvalCli, BadInputExitsWithFileAndLine) {
   std::ofstream(dir / "est2.tsv") << "typo.wav\t1\t2\tdog\n";
   EXPECT_EQ(run_cli("eval --ref " + d + "/ref2.tsv --est " + d + "/est2.tsv", dir / "log2.txt"), 2);
   EXPECT_NE(slurp(dir / "log2.txt").find("not in the reference, e.g. 'typo.wav'"), std::string::npos);
+}
+
+// ---------------------------------------------------------------- golden cross-check
+
+namespace {
+
+// null in the golden file stands for NaN.
+void expect_same(const nlohmann::json& want, double got, const std::string& what) {
+  if (want.is_null()) {
+    EXPECT_TRUE(std::isnan(got)) << what;
+  } else {
+    EXPECT_NEAR(got, want.get<double>(), 1e-9 * std::max(1.0, std::abs(want.get<double>()))) << what;
+  }
+}
+
+void expect_matches(const nlohmann::json& g, const ev::SedResult& r, const std::string& name) {
+  const auto& m = g["micro"];
+  EXPECT_EQ(r.micro.tp, m["tp"].get<long>()) << name;
+  EXPECT_EQ(r.micro.n_ref, m["n_ref"].get<long>()) << name;
+  EXPECT_EQ(r.micro.n_sys, m["n_sys"].get<long>()) << name;
+  EXPECT_EQ(r.micro.substitutions, m["substitutions"].get<long>()) << name;
+  EXPECT_EQ(r.micro.deletions, m["deletions"].get<long>()) << name;
+  EXPECT_EQ(r.micro.insertions, m["insertions"].get<long>()) << name;
+  expect_same(m["f1"], r.micro.f1, name + " micro f1");
+  expect_same(m["error_rate"], r.micro.error_rate, name + " micro ER");
+  for (const char* k : {"precision", "recall", "f1", "error_rate"}) {
+    const double got = k == std::string("precision") ? r.macro.precision
+                       : k == std::string("recall")  ? r.macro.recall
+                       : k == std::string("f1")      ? r.macro.f1
+                                                     : r.macro.error_rate;
+    expect_same(g["macro"][k], got, name + " macro " + k);
+  }
+  ASSERT_EQ(r.classes.size(), g["classes"].size()) << name;
+  for (const auto& c : r.classes) {
+    const auto& w = g["classes"][c.label];
+    EXPECT_EQ(c.tp, w["tp"].get<long>()) << name << " " << c.label;
+    EXPECT_EQ(c.fp, w["fp"].get<long>()) << name << " " << c.label;
+    EXPECT_EQ(c.fn, w["fn"].get<long>()) << name << " " << c.label;
+    expect_same(w["f1"], c.f1, name + " " + c.label + " f1");
+    expect_same(w["error_rate"], c.error_rate, name + " " + c.label + " ER");
+  }
+}
+
+}  // namespace
+
+// tests/golden/eval was made by tests/golden/eval_reference.py, a separate Python
+// implementation of the same definitions, on a seeded random set (6 files, 3 classes, with
+// deletions, substitutions, insertions, jitter and overlapping same-class references).
+TEST(Golden, MatchesPythonReimplementation) {
+  const auto dir = earmark::testing::source_dir() / "tests" / "golden" / "eval";
+  const auto ref = ev::read_events_tsv((dir / "ref.tsv").string());
+  const auto est = ev::read_events_tsv((dir / "est.tsv").string());
+  const auto dur = ev::read_durations_tsv((dir / "durations.tsv").string());
+  const auto g = nlohmann::json::parse(slurp(dir / "expected.json"));
+  expect_matches(g["event_based"], ev::event_based(ref, est), "event_based");
+  ev::EventBasedConfig greedy;
+  greedy.matching = ev::Matching::Greedy;
+  expect_matches(g["event_based_greedy"], ev::event_based(ref, est, greedy), "event_based_greedy");
+  ev::EventBasedConfig onset_only;
+  onset_only.evaluate_offset = false;
+  expect_matches(g["event_based_onset_only"], ev::event_based(ref, est, onset_only), "event_based_onset_only");
+  expect_matches(g["segment_based"], ev::segment_based(ref, est, dur), "segment_based");
+  ev::SegmentBasedConfig half;
+  half.time_resolution = 0.5;
+  expect_matches(g["segment_based_0.5"], ev::segment_based(ref, est, dur, half), "segment_based_0.5");
 }

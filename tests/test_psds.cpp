@@ -1,6 +1,10 @@
 // PSDS (psds_eval / sed_scores_eval definitions) on small hand-made score grids. Each
 // expectation shows its arithmetic in the comment above it.
+#include <fmt/format.h>
+
 #include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "eval/psds.hpp"
 #include "eval/tsv.hpp"
@@ -328,4 +332,26 @@ TEST(Psds, ClearErrors) {
   cfg = ev::PsdsConfig::psds2();
   cfg.alpha_ct = 1.5;
   EXPECT_THROW(cfg.validate(), earmark::Error);
+}
+
+// tests/golden/eval was made by tests/golden/eval_reference.py, a separate Python
+// implementation of the PSDS definitions, on a seeded random set of noisy score grids.
+TEST(Golden, MatchesPythonReimplementation) {
+  const auto dir = earmark::testing::source_dir() / "tests" / "golden" / "eval";
+  const auto ref = ev::read_events_tsv((dir / "ref.tsv").string());
+  const auto dur = ev::read_durations_tsv((dir / "durations.tsv").string());
+  std::vector<std::string> files = ref.files();
+  const auto scores = ev::read_scores_dir((dir / "scores").string(), files);
+  std::ifstream f(dir / "expected.json");
+  const auto g = nlohmann::json::parse(f);
+  for (const bool exact : {false, true}) {
+    for (const int which : {1, 2}) {
+      auto cfg = which == 1 ? ev::PsdsConfig::psds1() : ev::PsdsConfig::psds2();
+      cfg.exact = exact;
+      const std::string key = fmt::format("psds{}_{}", which, exact ? "exact" : "grid");
+      const auto r = ev::psds(scores, ref, dur, cfg);
+      EXPECT_NEAR(r.value, g[key]["value"].get<double>(), 1e-9) << key;
+      for (const auto& c : r.classes) EXPECT_NEAR(c.psds, g[key]["classes"][c.label].get<double>(), 1e-9) << key;
+    }
+  }
 }

@@ -191,6 +191,8 @@ std::vector<int> sed_bipartite_match(const std::vector<std::vector<bool>>& hit, 
 SedResult event_based(const EventTable& ref, const EventTable& est, const EventBasedConfig& config,
                       const std::vector<std::string>& labels) {
   config.validate();
+  ref.check("reference");
+  est.check("estimate");
   const std::vector<std::string> classes = class_list(ref, est, labels);
   std::map<std::string, size_t> class_index;
   for (size_t k = 0; k < classes.size(); ++k) class_index[classes[k]] = k;
@@ -276,6 +278,10 @@ SedResult event_based(const EventTable& ref, const EventTable& est, const EventB
 SedResult segment_based(const EventTable& ref, const EventTable& est, const Durations& durations,
                         const SegmentBasedConfig& config, const std::vector<std::string>& labels) {
   config.validate();
+  ref.check("reference");
+  est.check("estimate");
+  for (const auto& [file, d] : durations)
+    if (!std::isfinite(d) || d < 0) throw Error(fmt::format("durations: {}: {} is not a length in seconds", file, d));
   const double res = config.time_resolution;
   const std::vector<std::string> classes = class_list(ref, est, labels);
   std::map<std::string, size_t> class_index;

@@ -148,9 +148,11 @@ std::vector<std::pair<double, double>> threshold_runs(const FrameScores& scores,
                                                       double duration_s) {
   std::vector<std::pair<double, double>> out;
   const size_t k = scores.labels.size();
+  // Scores are float: compare in float so that a score written as 0.35 is on at threshold 0.35.
+  const float t = static_cast<float>(threshold);
   int start = -1;
   for (int f = 0; f <= scores.frames; ++f) {
-    const bool on = f < scores.frames && scores.values[size_t(f) * k + size_t(cls)] >= threshold;
+    const bool on = f < scores.frames && scores.values[size_t(f) * k + size_t(cls)] >= t;
     if (on && start < 0) start = f;
     if (!on && start >= 0) {
       const double a = start * scores.hop_s, b = std::min(f * scores.hop_s, duration_s);
@@ -164,6 +166,9 @@ std::vector<std::pair<double, double>> threshold_runs(const FrameScores& scores,
 PsdsResult psds(const std::map<std::string, FrameScores>& scores, const EventTable& ref,
                 const Durations& durations, const PsdsConfig& cfg) {
   cfg.validate();
+  ref.check("reference");
+  for (const auto& [file, d] : durations)
+    if (!std::isfinite(d) || d < 0) throw Error(fmt::format("durations: {}: {} is not a length in seconds", file, d));
 
   // Files and their lengths.
   std::vector<std::string> files = ref.files();

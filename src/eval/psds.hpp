@@ -97,8 +97,8 @@ PsdsResult psds(const std::map<std::string, FrameScores>& scores, const EventTab
 // stopping at max_x: psds_eval's _auc.
 double staircase_area(const std::vector<double>& x, const std::vector<double>& y, double max_x);
 
-// Runs of frames whose score in column `cls` is >= threshold, as (onset, offset) seconds, the
-// last one cut at `duration_s`.
+// Runs of frames whose score in column `cls` is >= threshold (compared as float, the scores'
+// precision), as (onset, offset) seconds, the last one cut at `duration_s`.
 std::vector<std::pair<double, double>> threshold_runs(const FrameScores& scores, int cls, double threshold,
                                                       double duration_s);
 

@@ -45,6 +45,16 @@ std::vector<std::string> EventTable::labels() const {
   return {s.begin(), s.end()};
 }
 
+void EventTable::check(const std::string& what) const {
+  for (const auto& file : files_)
+    for (const auto& e : by_file_.at(file))
+      if (!std::isfinite(e.onset) || !std::isfinite(e.offset) || e.onset < 0 || e.offset < e.onset ||
+          e.label.empty())
+        throw Error(fmt::format("{}: {}: event [{}, {}] '{}' is invalid; times must be finite seconds with "
+                                "0 <= onset <= offset and the label must not be empty",
+                                what, file, e.onset, e.offset, e.label));
+}
+
 namespace {
 
 std::ifstream open_or_throw(const std::string& path, const char* what) {

@@ -37,6 +37,10 @@ class EventTable {
   size_t size() const;
   // Sorted, de-duplicated event labels over all files.
   std::vector<std::string> labels() const;
+  // Throws earmark::Error naming `what`, the file and the event if a time is not finite, an
+  // onset is negative, an offset precedes its onset or a label is empty (the TSV reader
+  // already refuses these; tables built in code are checked by the metrics).
+  void check(const std::string& what) const;
 
  private:
   std::vector<std::string> files_;
