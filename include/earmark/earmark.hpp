@@ -60,6 +60,36 @@ struct AudioInfo {
   double duration_s = 0;  // of the decoded audio
 };
 
+// One problem found in the signal (quality analysis) or in the detections.
+struct Anomaly {
+  std::string kind;      // low_level, clipping, dc_offset, silence, long_pause, heavy_noise, hum, dropout,
+                         // and detection-side: low_confidence, flicker, overlap, background_only, unknown_sound
+  std::string severity;  // info, warning, error
+  double start_s = 0, end_s = 0;
+  std::string message;   // a sentence for a person
+};
+
+// Signal quality of a file (condition stage), measured on the decoded 32 kHz mono signal.
+struct QualityInfo {
+  bool measured = false;
+  double peak_dbfs = 0, rms_dbfs = 0, loudness_lufs = 0, dc_offset = 0;
+  double noise_floor_dbfs = 0, snr_db = 0;
+  std::string noise_colour;  // white, pink, brown, blue or unknown
+  double hum_hz = 0;         // 0: none found
+  size_t clipped_samples = 0;
+  std::string conditioning;  // what the conditioning stage did ("off" or the steps applied)
+};
+
+// A small log-mel picture of the whole file for reports: `bins` mel bands (low to high) x
+// `columns`, each column the mean of `frames_per_column` 10 ms frames; values are the
+// network's normalised log-mel. Bounded size whatever the file's length.
+struct Spectrogram {
+  int bins = 0;
+  int columns = 0;
+  double seconds_per_column = 0;
+  std::vector<float> values;  // bins x columns, row-major (bin-major)
+};
+
 struct Timings {
   double decode_s = 0, features_s = 0, network_s = 0, events_s = 0, total_s = 0;
 };
@@ -69,6 +99,10 @@ struct FileResult {
   AudioInfo info;
   std::vector<Event> events;
   FrameScores scores;
+  QualityInfo quality;
+  std::vector<Anomaly> anomalies;  // signal and detection problems, by start time
+  Spectrogram spectrogram;
+  std::vector<std::string> warnings;  // e.g. decoder warnings (skipped corrupt packets)
   Timings timings;
   std::string error;  // empty on success; the file's one-line error otherwise
   bool ok() const { return error.empty(); }

@@ -19,6 +19,13 @@ void require(bool ok, const char* key, T got, const char* what) {
 
 }  // namespace
 
+}  // namespace earmark::condition
+
+namespace earmark {
+
+using condition::kUnmeasurableDb;
+using condition::require;
+
 bool ConditionConfig::any_enabled() const {
   return dc_remove.enabled || highpass.enabled || denoise.enabled || normalize.mode != "off";
 }
@@ -84,6 +91,10 @@ std::string ConditionConfig::to_string() const {
       d.over_subtraction, d.dd_alpha, d.gain_floor_db, d.gain_release_s, n.mode, n.peak_target_dbfs,
       n.loudness_target_lufs, n.max_gain_db, n.max_noise_floor_dbfs, n.peak_ceiling_dbfs, n.analysis_s);
 }
+
+}  // namespace earmark
+
+namespace earmark::condition {
 
 GainDecision normalization_gain(const NormalizeConfig& c, const QualityReport& r) {
   GainDecision d;
