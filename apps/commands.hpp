@@ -9,6 +9,7 @@ namespace earmark::cli {
 extern int exit_code;
 
 void add_version_command(CLI::App& app);
+void add_synth_command(CLI::App& app);
 // Further verbs (detect, labels, eval, tune, synth, report, serve, train) add a line here and
 // one in main().
 

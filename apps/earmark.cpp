@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   CLI::App app{"earmark: find sound events in recordings"};
   app.require_subcommand(1);
   earmark::cli::add_version_command(app);
+  earmark::cli::add_synth_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
