@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   earmark::cli::add_labels_command(app);
   earmark::cli::add_version_command(app);
   earmark::cli::add_eval_command(app);
+  earmark::cli::add_synth_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
