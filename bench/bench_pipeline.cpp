@@ -15,8 +15,10 @@
 #include <nlohmann/json.hpp>
 
 #include "earmark/earmark.hpp"
+#include "util/memory.hpp"
 
 int main(int argc, char** argv) {
+  earmark::util::keep_freed_memory();
   earmark::Config cfg;
   int repeat = 1;
   std::vector<std::string> files;
@@ -34,6 +36,7 @@ int main(int argc, char** argv) {
     else if (a == "--method") cfg.frames.method = next();
     else if (a == "--models-dir") cfg.model.models_dir = next();
     else if (a == "--batch") cfg.model.batch = std::stoi(next());
+    else if (a == "--chunk") cfg.frames.chunk_s = std::stod(next());
     else files.push_back(a);
   }
   try {

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <deque>
 
 namespace earmark::features {
 
@@ -79,8 +78,9 @@ std::vector<double> kaldi_mel_banks(int num_mels, int n_fft, double sample_rate,
 size_t frames_for(size_t samples) { return samples <= 1 ? 0 : 1 + (samples - 1) / kHopLength; }
 
 struct LogMelStream::Impl {
-  // Pre-emphasised signal y, of which y_[0] is y[y_start_].
-  std::deque<float> y_;
+  // Pre-emphasised signal y, of which y_[0] is y[y_start_] (a vector, compacted now and then:
+  // indexing a deque per sample cost more than the FFTs).
+  std::vector<float> y_;
   size_t y_start_ = 0, y_total_ = 0;
   bool have_prev_ = false, finished_ = false;
   float prev_ = 0;
@@ -102,7 +102,12 @@ struct LogMelStream::Impl {
     const auto& w = window();
     const long start = long(t) * kHopLength - kWinLength / 2;
     float* in = fft_.time();
-    for (int i = 0; i < kWinLength; ++i) in[i] = y_at(start + i) * w[size_t(i)];
+    if (start >= 0 && start + kWinLength <= long(y_total_)) {  // no reflection: straight copy
+      const float* y = y_.data() + (size_t(start) - y_start_);
+      for (int i = 0; i < kWinLength; ++i) in[i] = y[i] * w[size_t(i)];
+    } else {
+      for (int i = 0; i < kWinLength; ++i) in[i] = y_at(start + i) * w[size_t(i)];
+    }
     std::fill(in + kWinLength, in + kFftSize, 0.0f);  // a circular shift leaves |X|^2 unchanged
     fft_.forward();
     const std::complex<float>* spec = fft_.spectrum();
@@ -111,9 +116,9 @@ struct LogMelStream::Impl {
     for (int m = 0; m < kNumMels; ++m) {
       const auto& wts = mel.weights[size_t(m)];
       const float* p = power_.data() + mel.first[size_t(m)];
-      double acc = 0;
-      for (size_t k = 0; k < wts.size(); ++k) acc += double(wts[k]) * double(p[k]);
-      ready_.push_back(float((std::log(acc + 1e-5) + 4.5) / 5.0));
+      float acc = 0;
+      for (size_t k = 0; k < wts.size(); ++k) acc += wts[k] * p[k];
+      ready_.push_back((std::log(acc + 1e-5f) + 4.5f) / 5.0f);
     }
   }
 
@@ -133,9 +138,10 @@ struct LogMelStream::Impl {
       // start reflection may be needed (t' < 2).
       if (next_frame_ >= 2) {
         const size_t keep_from = next_frame_ * kHopLength - kWinLength / 2;
-        while (y_start_ < keep_from && !y_.empty()) {
-          y_.pop_front();
-          ++y_start_;
+        const size_t drop = std::min(keep_from - std::min(keep_from, y_start_), y_.size());
+        if (drop > 0 && drop * 2 >= y_.size()) {
+          y_.erase(y_.begin(), y_.begin() + long(drop));
+          y_start_ += drop;
         }
       }
     }

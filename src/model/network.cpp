@@ -9,6 +9,8 @@
 #include <torch/csrc/jit/serialization/pickle.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <cmath>
 #include <fstream>
 #include <iterator>
@@ -98,7 +100,9 @@ class Loader {
     take(prefix + ".1.num_batches_tracked", {});
     // Fold the inference-mode batch norm into the (bias-free) convolution.
     const at::Tensor scale = gamma / at::sqrt(var + kBatchNormEps);
-    c.w = (w * scale.view({-1, 1, 1, 1})).contiguous();
+    // Channels-last: oneDNN's kernels for this network run fast on NHWC only (on NCHW the
+    // whole 10 s input took 47 ms instead of 6 ms).
+    c.w = (w * scale.view({-1, 1, 1, 1})).contiguous(at::MemoryFormat::ChannelsLast);
     c.b = (beta - mean * scale).contiguous();
     c.stride = stride;
     c.pad = (k - 1) / 2;
@@ -145,8 +149,10 @@ at::Tensor activate(const at::Tensor& x, Act a) {
   return x;
 }
 
+// oneDNN directly: at::conv2d sends single-threaded 1x1 convolutions to im2col + BLAS, which
+// made a 10 s input take 34 ms instead of 6 ms here.
 at::Tensor run(const ConvBN& c, const at::Tensor& x) {
-  return activate(at::conv2d(x, c.w, c.b, {c.stride, c.stride}, {c.pad, c.pad}, {1, 1}, c.groups), c.act);
+  return activate(at::mkldnn_convolution(x, c.w, c.b, {c.pad, c.pad}, {c.stride, c.stride}, {1, 1}, c.groups), c.act);
 }
 
 std::map<std::string, at::Tensor> read_state_dict(const std::string& path) {
@@ -221,7 +227,9 @@ struct Network::Impl {
   }
 
   at::Tensor features(at::Tensor x) const {
-    x = run(stem, x);
+    // With one input channel (and for depthwise weights) NCHW and NHWC strides coincide and
+    // ATen picks NCHW; the stem's output has 8+ channels, so the layout sticks from there on.
+    x = run(stem, x).contiguous(at::MemoryFormat::ChannelsLast);
     for (const auto& b : blocks) {
       at::Tensor y = b.expand ? run(b.expand_conv, x) : x;
       y = run(b.depthwise, y);
