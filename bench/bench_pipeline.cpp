@@ -69,6 +69,7 @@ int main(int argc, char** argv) {
                           {"audio_s", r.info.duration_s},
                           {"total_s", total},
                           {"decode_s", median(&earmark::Timings::decode_s)},
+                          {"condition_s", median(&earmark::Timings::condition_s)},
                           {"features_s", median(&earmark::Timings::features_s)},
                           {"network_s", median(&earmark::Timings::network_s)},
                           {"events_s", median(&earmark::Timings::events_s)},

@@ -4,11 +4,15 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <optional>
 
+#include "condition/conditioner.hpp"
+#include "condition/quality.hpp"
 #include "decode/decoder.hpp"
 #include "detect/events.hpp"
 #include "earmark/earmark.hpp"
 #include "features/logmel.hpp"
+#include "features/thumbnail.hpp"
 #include "model/labels.hpp"
 #include "model/network.hpp"
 #include "model/registry.hpp"
@@ -22,9 +26,35 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
+void fill_quality(const condition::QualityReport& q, FileResult& r) {
+  r.quality.measured = true;
+  r.quality.peak_dbfs = q.peak_dbfs;
+  r.quality.rms_dbfs = q.rms_dbfs;
+  r.quality.loudness_lufs = q.loudness_lufs;
+  r.quality.dc_offset = q.dc_offset;
+  r.quality.noise_floor_dbfs = q.noise_floor_dbfs;
+  r.quality.snr_db = q.snr_db;
+  r.quality.noise_colour = condition::to_string(q.noise_colour);
+  r.quality.hum_hz = q.hum_detected ? q.hum_frequency_hz : 0.0;
+  r.quality.clipped_samples = size_t(std::max<int64_t>(0, q.clipped_samples));
+  for (const auto& a : q.anomalies)
+    r.anomalies.push_back(Anomaly{condition::to_string(a.kind), condition::to_string(a.severity), a.start_s, a.end_s,
+                                  a.message});
+}
+
 // Decoded audio is handed on in blocks of this many samples (10 s): big enough to amortise
 // the per-call costs, small enough that an hour-long file never sits in memory.
 constexpr size_t kBlockSamples = size_t(kSampleRate) * 10;
+
+std::string describe_conditioning(const ConditionConfig& c) {
+  std::string s;
+  auto add = [&](const std::string& step) { s += (s.empty() ? "" : ", ") + step; };
+  if (c.dc_remove.enabled) add("DC removal");
+  if (c.highpass.enabled) add("high-pass " + std::to_string(int(c.highpass.cutoff_hz)) + " Hz");
+  if (c.denoise.enabled) add("spectral denoising");
+  if (c.normalize.mode != "off") add(c.normalize.mode + " normalisation");
+  return s;
+}
 
 }  // namespace
 
@@ -42,8 +72,12 @@ struct Detector::Impl {
     FileResult r;
     r.path = name;
     features::LogMelStream mel;
+    features::SpectrogramThumbnail thumbnail;
+    condition::QualityAnalyzer quality;
+    std::optional<condition::Conditioner> conditioner;
+    if (config.condition.any_enabled()) conditioner.emplace(config.condition);
     model::FrameScorer scorer(*net, config.frames, config.model.batch);
-    std::vector<float> block, frames;
+    std::vector<float> block, conditioned, frames;
     size_t samples = 0;
     for (;;) {
       block.clear();
@@ -52,10 +86,21 @@ struct Detector::Impl {
       t.decode_s += since(t0);
       samples += block.size();
       t0 = Clock::now();
-      mel.push(block);
+      quality.push(block);  // the signal as recorded, before any conditioning
+      const std::vector<float>* input = &block;
+      if (conditioner) {
+        conditioned.clear();
+        conditioner->process(block, conditioned);
+        if (!more) conditioner->flush(conditioned);
+        input = &conditioned;
+      }
+      t.condition_s += since(t0);
+      t0 = Clock::now();
+      mel.push(*input);
       if (!more) mel.finish();
       frames.clear();
       const size_t n = mel.take(frames, mel.available());
+      thumbnail.push(frames, n);
       t.features_s += since(t0);
       t0 = Clock::now();
       scorer.push(frames, n);
@@ -64,6 +109,11 @@ struct Detector::Impl {
       if (!more) break;
     }
     auto t0 = Clock::now();
+    fill_quality(quality.finish(), r);
+    r.quality.conditioning = config.condition.any_enabled() ? describe_conditioning(config.condition) : "off";
+    r.spectrogram = thumbnail.finish();
+    t.condition_s += since(t0);
+    t0 = Clock::now();
     r.info.duration_s = double(samples) / kSampleRate;
     FrameScores raw;
     raw.hop_s = scorer.hop_s();
@@ -128,6 +178,7 @@ FileResult Detector::detect_file(const std::string& path) const {
     const double duration = r.info.duration_s;
     r.info = reader.info();
     r.info.duration_s = duration;
+    r.warnings = reader.warnings();
     if (duration == 0) throw Error(path + ": the file has no audio samples");
   } catch (const std::exception& e) {
     r = FileResult{};

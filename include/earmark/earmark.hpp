@@ -91,7 +91,7 @@ struct Spectrogram {
 };
 
 struct Timings {
-  double decode_s = 0, features_s = 0, network_s = 0, events_s = 0, total_s = 0;
+  double decode_s = 0, condition_s = 0, features_s = 0, network_s = 0, events_s = 0, total_s = 0;
 };
 
 struct FileResult {
