@@ -80,6 +80,8 @@ void Config::validate() const {
   for (const auto& [g, members] : events.groups)
     if (members.empty()) bad("events.groups." + g, "has no member labels");
 
+  condition.validate();
+
   static const std::vector<std::string> known = {"csv", "json", "audacity", "tsv"};
   for (const auto& f : output.formats)
     if (std::find(known.begin(), known.end(), f) == known.end())
@@ -96,7 +98,7 @@ Config Config::from_yaml_text(const std::string& text, const std::string& origin
   Config c;
   if (!root || root.IsNull()) return c;
   if (!root.IsMap()) throw Error(origin + ": the top level must be a mapping (model:, frames:, events:, output:)");
-  check_known(root, {"model", "frames", "events", "output"}, origin, "");
+  check_known(root, {"model", "condition", "frames", "events", "output"}, origin, "");
 
   const auto m = root["model"];
   check_known(m, {"name", "models_dir", "threads", "batch"}, origin, "model");
@@ -104,6 +106,50 @@ Config Config::from_yaml_text(const std::string& text, const std::string& origin
   get(m, "models_dir", c.model.models_dir, origin, "model");
   get(m, "threads", c.model.threads, origin, "model");
   get(m, "batch", c.model.batch, origin, "model");
+
+  const auto cond = root["condition"];
+  check_known(cond, {"dc_remove", "highpass", "denoise", "normalize"}, origin, "condition");
+  if (cond) {
+    const auto dc = cond["dc_remove"];
+    check_known(dc, {"enabled", "cutoff_hz"}, origin, "condition.dc_remove");
+    get(dc, "enabled", c.condition.dc_remove.enabled, origin, "condition.dc_remove");
+    get(dc, "cutoff_hz", c.condition.dc_remove.cutoff_hz, origin, "condition.dc_remove");
+    const auto hp = cond["highpass"];
+    check_known(hp, {"enabled", "cutoff_hz"}, origin, "condition.highpass");
+    get(hp, "enabled", c.condition.highpass.enabled, origin, "condition.highpass");
+    get(hp, "cutoff_hz", c.condition.highpass.cutoff_hz, origin, "condition.highpass");
+    const auto dn = cond["denoise"];
+    const std::string ds = "condition.denoise";
+    check_known(dn, {"enabled", "fft_size", "hop", "noise_init_s", "quiet_fraction", "update_window_s", "update_gate_db",
+                     "update_time_s", "over_subtraction", "dd_alpha", "gain_floor_db", "gain_release_s"},
+                origin, ds);
+    auto& d = c.condition.denoise;
+    get(dn, "enabled", d.enabled, origin, ds);
+    get(dn, "fft_size", d.fft_size, origin, ds);
+    get(dn, "hop", d.hop, origin, ds);
+    get(dn, "noise_init_s", d.noise_init_s, origin, ds);
+    get(dn, "quiet_fraction", d.quiet_fraction, origin, ds);
+    get(dn, "update_window_s", d.update_window_s, origin, ds);
+    get(dn, "update_gate_db", d.update_gate_db, origin, ds);
+    get(dn, "update_time_s", d.update_time_s, origin, ds);
+    get(dn, "over_subtraction", d.over_subtraction, origin, ds);
+    get(dn, "dd_alpha", d.dd_alpha, origin, ds);
+    get(dn, "gain_floor_db", d.gain_floor_db, origin, ds);
+    get(dn, "gain_release_s", d.gain_release_s, origin, ds);
+    const auto nm = cond["normalize"];
+    const std::string ns = "condition.normalize";
+    check_known(nm, {"mode", "peak_target_dbfs", "loudness_target_lufs", "max_gain_db", "max_noise_floor_dbfs",
+                     "peak_ceiling_dbfs", "analysis_s"},
+                origin, ns);
+    auto& n = c.condition.normalize;
+    get(nm, "mode", n.mode, origin, ns);
+    get(nm, "peak_target_dbfs", n.peak_target_dbfs, origin, ns);
+    get(nm, "loudness_target_lufs", n.loudness_target_lufs, origin, ns);
+    get(nm, "max_gain_db", n.max_gain_db, origin, ns);
+    get(nm, "max_noise_floor_dbfs", n.max_noise_floor_dbfs, origin, ns);
+    get(nm, "peak_ceiling_dbfs", n.peak_ceiling_dbfs, origin, ns);
+    get(nm, "analysis_s", n.analysis_s, origin, ns);
+  }
 
   const auto f = root["frames"];
   check_known(f, {"method", "chunk_s", "context_s", "pool_columns", "window_s", "hop_s", "min_input_s"}, origin,
@@ -170,6 +216,36 @@ std::string Config::to_yaml() const {
   y << YAML::Key << "threads" << YAML::Value << model.threads;
   y << YAML::Key << "batch" << YAML::Value << model.batch;
   y << YAML::EndMap;
+  {
+    const auto& cc = condition;
+    y << YAML::Key << "condition" << YAML::Value << YAML::BeginMap;
+    y << YAML::Key << "dc_remove" << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key << "enabled"
+      << YAML::Value << cc.dc_remove.enabled << YAML::Key << "cutoff_hz" << YAML::Value << cc.dc_remove.cutoff_hz
+      << YAML::EndMap;
+    y << YAML::Key << "highpass" << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key << "enabled"
+      << YAML::Value << cc.highpass.enabled << YAML::Key << "cutoff_hz" << YAML::Value << cc.highpass.cutoff_hz
+      << YAML::EndMap;
+    const auto& d = cc.denoise;
+    y << YAML::Key << "denoise" << YAML::Value << YAML::BeginMap;
+    y << YAML::Key << "enabled" << YAML::Value << d.enabled << YAML::Key << "fft_size" << YAML::Value << d.fft_size
+      << YAML::Key << "hop" << YAML::Value << d.hop << YAML::Key << "noise_init_s" << YAML::Value << d.noise_init_s
+      << YAML::Key << "quiet_fraction" << YAML::Value << d.quiet_fraction << YAML::Key << "update_window_s"
+      << YAML::Value << d.update_window_s << YAML::Key << "update_gate_db" << YAML::Value << d.update_gate_db
+      << YAML::Key << "update_time_s" << YAML::Value << d.update_time_s << YAML::Key << "over_subtraction"
+      << YAML::Value << d.over_subtraction << YAML::Key << "dd_alpha" << YAML::Value << d.dd_alpha << YAML::Key
+      << "gain_floor_db" << YAML::Value << d.gain_floor_db << YAML::Key << "gain_release_s" << YAML::Value
+      << d.gain_release_s;
+    y << YAML::EndMap;
+    const auto& n = cc.normalize;
+    y << YAML::Key << "normalize" << YAML::Value << YAML::BeginMap;
+    y << YAML::Key << "mode" << YAML::Value << n.mode << YAML::Key << "peak_target_dbfs" << YAML::Value
+      << n.peak_target_dbfs << YAML::Key << "loudness_target_lufs" << YAML::Value << n.loudness_target_lufs
+      << YAML::Key << "max_gain_db" << YAML::Value << n.max_gain_db << YAML::Key << "max_noise_floor_dbfs"
+      << YAML::Value << n.max_noise_floor_dbfs << YAML::Key << "peak_ceiling_dbfs" << YAML::Value
+      << n.peak_ceiling_dbfs << YAML::Key << "analysis_s" << YAML::Value << n.analysis_s;
+    y << YAML::EndMap;
+    y << YAML::EndMap;
+  }
   y << YAML::Key << "frames" << YAML::Value << YAML::BeginMap;
   y << YAML::Key << "method" << YAML::Value << frames.method;
   y << YAML::Key << "chunk_s" << YAML::Value << frames.chunk_s;

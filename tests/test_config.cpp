@@ -13,7 +13,13 @@ TEST(Config, YamlRoundTrip) {
   c.events.per_class["Speech"].on = 0.6;
   c.events.groups["Dog"] = {"Bark", "Yip"};
   c.output.formats = {"csv"};
+  c.condition.denoise.enabled = true;
+  c.condition.denoise.gain_floor_db = -12;
+  c.condition.normalize.mode = "peak";
   const Config d = Config::from_yaml_text(c.to_yaml());
+  EXPECT_TRUE(d.condition.denoise.enabled);
+  EXPECT_DOUBLE_EQ(d.condition.denoise.gain_floor_db, -12);
+  EXPECT_EQ(d.condition.normalize.mode, "peak");
   EXPECT_DOUBLE_EQ(d.events.threshold_on, 0.4);
   EXPECT_DOUBLE_EQ(d.events.per_class.at("Speech").on, 0.6);
   EXPECT_LT(d.events.per_class.at("Speech").off, 0);
@@ -51,6 +57,9 @@ TEST(Config, ValidateRejectsBadValues) {
   EXPECT_THROW(c.validate(), earmark::Error);
   c = Config{};
   c.output.formats = {"xml"};
+  EXPECT_THROW(c.validate(), earmark::Error);
+  c = Config{};
+  c.condition.normalize.mode = "loud";
   EXPECT_THROW(c.validate(), earmark::Error);
   c = Config{};
   c.frames.pool_columns = 2;
