@@ -301,17 +301,21 @@ void Network::clip(const float* mel, int batch, int frames, float* logits, float
   }
 }
 
-void Network::columns(const float* mel, int batch, int frames, int pool, std::vector<float>& logits, int& columns,
-                      std::vector<float>* embeddings) const {
+void Network::column_features(const float* mel, int batch, int frames, std::vector<float>& features,
+                              int& columns) const {
   c10::InferenceMode guard;
   const at::Tensor x = at::from_blob(const_cast<float*>(mel), {batch, 1, 128, frames}, at::kFloat);
-  at::Tensor f = impl_->features(x).mean(2);  // batch, channels, columns
-  if (pool > 1) f = at::avg_pool1d(f, {pool}, {1}, {pool / 2}, false, false);
-  f = f.transpose(1, 2).contiguous();  // batch, columns, channels
+  const at::Tensor f = impl_->features(x).mean(2).transpose(1, 2).contiguous();  // batch, columns, channels
   columns = int(f.size(1));
+  features.assign(f.data_ptr<float>(), f.data_ptr<float>() + f.numel());
+}
+
+void Network::classify(const float* features, int n, float* logits) const {
+  c10::InferenceMode guard;
+  const at::Tensor f =
+      at::from_blob(const_cast<float*>(features), {n, int64_t(impl_->info.embedding_dim)}, at::kFloat);
   const at::Tensor l = impl_->classify(f).contiguous();
-  logits.assign(l.data_ptr<float>(), l.data_ptr<float>() + l.numel());
-  if (embeddings) embeddings->assign(f.data_ptr<float>(), f.data_ptr<float>() + f.numel());
+  std::memcpy(logits, l.data_ptr<float>(), sizeof(float) * size_t(l.numel()));
 }
 
 }  // namespace earmark::model

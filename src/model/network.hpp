@@ -35,13 +35,14 @@ class Network {
   // logits and batch x embedding_dim pooled embeddings (either pointer may be null).
   void clip(const float* mel, int batch, int frames, float* logits, float* embedding) const;
 
-  // Frame-level output: runs the feature extractor on each input and classifies every time
-  // column of the final feature map (averaged over frequency, then over `pool` neighbouring
-  // columns). Column c of an input is centred on its mel frame 32*c. Returns, per input,
-  // columns x num_classes logits (concatenated over the batch); `columns` receives the
-  // number of columns per input; embeddings (columns x embedding_dim, pooled) if non-null.
-  void columns(const float* mel, int batch, int frames, int pool, std::vector<float>& logits, int& columns,
-               std::vector<float>* embeddings = nullptr) const;
+  // Frame-level use: the feature extractor's last map, averaged over frequency, one vector per
+  // time column; column c of an input is centred on its mel frame 32*c. (The frame scorer pools
+  // and classifies these.)
+  // Per input, columns x embedding_dim (frequency-averaged
+  // last feature map), concatenated over the batch.
+  void column_features(const float* mel, int batch, int frames, std::vector<float>& features, int& columns) const;
+  // The network's classifier on `n` feature vectors of embedding_dim: n x num_classes logits.
+  void classify(const float* features, int n, float* logits) const;
 
   // Number of output columns for an input of `frames` mel frames.
   static int columns_for(int frames);

@@ -49,18 +49,35 @@ void FrameScorer::run_chunks(const std::vector<long>& starts, int core, int inpu
   const int context = (input_columns - core) / 2;
   std::vector<float> mel(size_t(frames) * kMels * starts.size());
   for (size_t b = 0; b < starts.size(); ++b) gather(starts[b], frames, mel.data() + b * size_t(frames) * kMels);
-  std::vector<float> logits, emb;
+  std::vector<float> feats;
   int cols = 0;
-  net_.columns(mel.data(), int(starts.size()), frames, cfg_.pool_columns, logits, cols,
-               keep_embeddings_ ? &emb : nullptr);
+  net_.column_features(mel.data(), int(starts.size()), frames, feats, cols);
+  // Average each kept column with its neighbours, but only with columns that lie inside the
+  // file: a column of padding would pull the first and last cells towards "silence".
   const size_t dim = size_t(net_.info().embedding_dim);
+  const int half = cfg_.pool_columns / 2;
+  std::vector<float> pooled(starts.size() * size_t(core) * dim, 0.0f);
   for (size_t b = 0; b < starts.size(); ++b) {
-    const size_t first = b * size_t(cols) + size_t(context);
-    logits_.insert(logits_.end(), logits.begin() + long(first * size_t(classes_)),
-                   logits.begin() + long((first + size_t(core)) * size_t(classes_)));
-    if (keep_embeddings_)
-      embeddings_.insert(embeddings_.end(), emb.begin() + long(first * dim), emb.begin() + long((first + size_t(core)) * dim));
+    const long first_grid = (starts[b] - kCol / 2) / kCol;  // grid cell of column 0
+    for (int c = 0; c < core; ++c) {
+      float* out = pooled.data() + (b * size_t(core) + size_t(c)) * dim;
+      int used = 0;
+      for (int k = context + c - half; k <= context + c + half; ++k) {
+        const long g = first_grid + k;
+        const bool inside = k >= 0 && k < cols && g >= 0 && (grid_total_ < 0 || g < grid_total_);
+        if (!inside && k != context + c) continue;
+        const float* f = feats.data() + (b * size_t(cols) + size_t(k)) * dim;
+        for (size_t d = 0; d < dim; ++d) out[d] += f[d];
+        ++used;
+      }
+      for (size_t d = 0; d < dim; ++d) out[d] /= float(used);
+    }
   }
+  const size_t n = starts.size() * size_t(core);
+  std::vector<float> logits(n * size_t(classes_));
+  net_.classify(pooled.data(), int(n), logits.data());
+  logits_.insert(logits_.end(), logits.begin(), logits.end());
+  if (keep_embeddings_) embeddings_.insert(embeddings_.end(), pooled.begin(), pooled.end());
 }
 
 void FrameScorer::run_windows(const std::vector<long>& starts) {
