@@ -4,7 +4,12 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <mutex>
 #include <optional>
+#include <thread>
 
 #include "condition/conditioner.hpp"
 #include "condition/quality.hpp"
@@ -45,6 +50,8 @@ void fill_quality(const condition::QualityReport& q, FileResult& r) {
 // Decoded audio is handed on in blocks of this many samples (10 s): big enough to amortise
 // the per-call costs, small enough that an hour-long file never sits in memory.
 constexpr size_t kBlockSamples = size_t(kSampleRate) * 10;
+// With the front half on its own thread, smaller blocks let the network start sooner.
+constexpr size_t kPipelinedBlockSamples = size_t(kSampleRate) * 2;
 
 std::string describe_conditioning(const ConditionConfig& c) {
   std::string s;
@@ -64,11 +71,15 @@ struct Detector::Impl {
   std::vector<LabelInfo> labels;
   std::string sha256;
   std::unique_ptr<model::Network> net;
+  // Two or more threads: the front half of the pipeline gets its own thread, the network the rest.
+  bool pipelined = false;
 
-  // Runs features + network + events over a source of samples; `next` appends the next block
-  // (returns false at the end).
+  // Runs condition + features + network + events over a source of samples; `next` appends
+  // the next block (returns false at the end). With pipelining, decode/condition/features run
+  // on a second thread and hand mel frames to the network through a small bounded queue, so
+  // the two halves (each about half of the work) overlap.
   template <typename Next>
-  FileResult run(const std::string& name, Next&& next, Timings& t) const {
+  FileResult run(const std::string& name, Next&& next, Timings& t, bool pipelined) const {
     FileResult r;
     r.path = name;
     features::LogMelStream mel;
@@ -77,9 +88,11 @@ struct Detector::Impl {
     std::optional<condition::Conditioner> conditioner;
     if (config.condition.any_enabled()) conditioner.emplace(config.condition);
     model::FrameScorer scorer(*net, config.frames, config.model.batch);
-    std::vector<float> block, conditioned, frames;
     size_t samples = 0;
-    for (;;) {
+
+    // The front half: one block in, the mel frames it completes out. Returns false at the end.
+    std::vector<float> block, conditioned;
+    auto front = [&](std::vector<float>& frames) {
       block.clear();
       auto t0 = Clock::now();
       const bool more = next(block);
@@ -98,16 +111,82 @@ struct Detector::Impl {
       t0 = Clock::now();
       mel.push(*input);
       if (!more) mel.finish();
-      frames.clear();
+      const size_t before = frames.size();
       const size_t n = mel.take(frames, mel.available());
-      thumbnail.push(frames, n);
+      thumbnail.push(std::span<const float>(frames).subspan(before), n);
       t.features_s += since(t0);
-      t0 = Clock::now();
-      scorer.push(frames, n);
+      return more;
+    };
+    auto back = [&](const std::vector<float>& frames, bool more) {
+      const auto t0 = Clock::now();
+      scorer.push(frames, frames.size() / features::kNumMels);
       if (!more) scorer.finish(samples);
       t.network_s += since(t0);
-      if (!more) break;
+    };
+
+    if (!pipelined) {
+      std::vector<float> frames;
+      for (bool more = true; more;) {
+        frames.clear();
+        more = front(frames);
+        back(frames, more);
+      }
+    } else {
+      struct Item {
+        std::vector<float> frames;
+        bool more;
+      };
+      std::mutex m;
+      std::condition_variable cv;
+      std::deque<Item> queue;
+      std::exception_ptr error;
+      bool stop = false;
+      constexpr size_t kMaxQueued = 4;
+      std::thread producer([&] {
+        try {
+          for (bool more = true; more;) {
+            Item item;
+            more = front(item.frames);
+            item.more = more;
+            std::unique_lock lock(m);
+            cv.wait(lock, [&] { return queue.size() < kMaxQueued || stop; });
+            if (stop) return;
+            queue.push_back(std::move(item));
+            cv.notify_all();
+          }
+        } catch (...) {
+          std::lock_guard lock(m);
+          error = std::current_exception();
+          cv.notify_all();
+        }
+      });
+      try {
+        for (bool more = true; more;) {
+          Item item;
+          {
+            std::unique_lock lock(m);
+            cv.wait(lock, [&] { return !queue.empty() || error; });
+            if (queue.empty()) break;  // the producer failed
+            item = std::move(queue.front());
+            queue.pop_front();
+            cv.notify_all();
+          }
+          more = item.more;
+          back(item.frames, more);
+        }
+      } catch (...) {
+        {
+          std::lock_guard lock(m);
+          stop = true;
+          cv.notify_all();
+        }
+        producer.join();
+        throw;
+      }
+      producer.join();
+      if (error) std::rethrow_exception(error);
     }
+
     auto t0 = Clock::now();
     fill_quality(quality.finish(), r);
     r.quality.conditioning = config.condition.any_enabled() ? describe_conditioning(config.condition) : "off";
@@ -145,8 +224,12 @@ Detector::Detector(Config config) : impl_(std::make_unique<Impl>()) {
     s.sha256 = util::sha256_file(s.resolved.checkpoint);
   }
   s.labels = model::read_labels(s.resolved.labels);
+  const int total_threads = s.config.model.threads > 0
+                                ? s.config.model.threads
+                                : int(std::clamp(std::thread::hardware_concurrency(), 1u, 8u));
+  s.pipelined = total_threads >= 2;
   s.net = std::make_unique<model::Network>(s.resolved.checkpoint, s.resolved.spec ? s.resolved.spec->width : 0.0,
-                                           s.config.model.threads);
+                                           s.pipelined ? total_threads - 1 : 1);
   if (s.net->info().num_classes != int(s.labels.size()))
     throw Error(s.resolved.checkpoint + ": the network has " + std::to_string(s.net->info().num_classes) +
                 " outputs but " + s.resolved.labels + " lists " + std::to_string(s.labels.size()) + " labels");
@@ -173,8 +256,10 @@ FileResult Detector::detect_file(const std::string& path) const {
     auto t0 = Clock::now();
     decode::AudioReader reader(path, kSampleRate);
     t.decode_s += since(t0);
+    const bool pipelined = impl_->pipelined;
+    const size_t block = pipelined ? kPipelinedBlockSamples : kBlockSamples;
     r = impl_->run(
-        path, [&](std::vector<float>& block) { return reader.read(block, kBlockSamples) > 0; }, t);
+        path, [&](std::vector<float>& b) { return reader.read(b, block) > 0; }, t, pipelined);
     const double duration = r.info.duration_s;
     r.info = reader.info();
     r.info.duration_s = duration;
@@ -197,12 +282,12 @@ FileResult Detector::detect_samples(std::span<const float> samples, const std::s
   FileResult r = impl_->run(
       name,
       [&](std::vector<float>& block) {
-        const size_t n = std::min(kBlockSamples, samples.size() - pos);
+        const size_t n = std::min(impl_->pipelined ? kPipelinedBlockSamples : kBlockSamples, samples.size() - pos);
         block.assign(samples.begin() + long(pos), samples.begin() + long(pos + n));
         pos += n;
         return pos < samples.size();
       },
-      t);
+      t, impl_->pipelined);
   r.info.source_rate = kSampleRate;
   r.info.source_channels = 1;
   t.total_s = since(start);

@@ -18,7 +18,8 @@ struct ModelConfig {
   std::string name = "mn04_as";
   // Folder that holds the checkpoints; empty: $EARMARK_MODELS, then ~/.cache/earmark/models.
   std::string models_dir;
-  // Intra-op threads for the network; 0: use the number of cores (at most 8).
+  // Threads per file; 0: the number of cores (at most 8). With 2 or more, decoding,
+  // conditioning and features run on one thread while the network uses the others.
   int threads = 0;
   // Chunks (or windows) are batched through the network this many at a time.
   int batch = 8;
