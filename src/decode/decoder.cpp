@@ -572,8 +572,12 @@ struct AudioReader::Impl final : LogSink {
     LogScope scope(this);
     // One allocation up front: growing the buffer packet by packet copies it a dozen times
     // and page-faults on every fresh block, which cost more than decoding a WAV.
-    if (pending.capacity() < pending_pos + max_samples + 16384) pending.reserve(pending_pos + max_samples + 16384);
-    out.reserve(out.size() + max_samples);
+    // (Grown geometrically: an exact reserve per call would copy everything on every call.)
+    auto ensure = [](std::vector<float>& v, size_t need) {
+      if (v.capacity() < need) v.reserve(std::max(need, 2 * v.capacity()));
+    };
+    ensure(pending, pending_pos + max_samples + 16384);
+    ensure(out, out.size() + max_samples);
     while (available() < max_samples && !finished) step();
     const size_t n = std::min(max_samples, available());
     out.insert(out.end(), pending.begin() + std::ptrdiff_t(pending_pos),
