@@ -3,6 +3,7 @@
 
 #include <cairo.h>
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 extern "C" {
 #include <libavutil/avutil.h>
@@ -650,7 +651,49 @@ std::vector<std::string> write_report(const std::string& out_dir, const std::vec
   }
   write_text(dir / "report.html", render_html(content, info), written);
   write_text(dir / "report.md", render_markdown(content, info), written);
+  write_run_info((dir / "run.json").string(), info);
+  written.push_back((dir / "run.json").string());
   return written;
+}
+
+void write_run_info(const std::string& path, const RunInfo& info) {
+  nlohmann::ordered_json j = {{"model_name", info.model_name},
+                              {"checkpoint_path", info.checkpoint_path},
+                              {"checkpoint_sha256", info.checkpoint_sha256},
+                              {"labels_path", info.labels_path},
+                              {"label_count", info.label_count},
+                              {"version", earmark_version(info)},
+                              {"torch_version", info.torch_version},
+                              {"started_at", info.started_at},
+                              {"wall_s", info.wall_s},
+                              {"inputs", info.inputs},
+                              {"config_yaml", info.config_yaml}};
+  std::vector<std::string> unused;
+  write_text(path, j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n", unused);
+}
+
+RunInfo read_run_info(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw Error(path + ": cannot open (" + std::strerror(errno) + "); check the path");
+  RunInfo info;
+  try {
+    const auto j = nlohmann::json::parse(f);
+    if (!j.is_object()) throw Error(path + ": not a JSON object; give the run.json an earmark run wrote");
+    info.model_name = j.value("model_name", "");
+    info.checkpoint_path = j.value("checkpoint_path", "");
+    info.checkpoint_sha256 = j.value("checkpoint_sha256", "");
+    info.labels_path = j.value("labels_path", "");
+    info.label_count = j.value("label_count", size_t(0));
+    info.version = j.value("version", "");
+    info.torch_version = j.value("torch_version", "");
+    info.started_at = j.value("started_at", "");
+    info.wall_s = j.value("wall_s", 0.0);
+    info.inputs = j.value("inputs", std::vector<std::string>{});
+    info.config_yaml = j.value("config_yaml", "");
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(path + ": unexpected content (" + e.what() + "); give the run.json an earmark run wrote");
+  }
+  return info;
 }
 
 }  // namespace earmark::report

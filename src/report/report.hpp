@@ -48,10 +48,17 @@ struct ReportConfig {
   size_t max_pairs = 50;
 };
 
-// Writes <out_dir>/report.html, <out_dir>/report.md and the Markdown's pictures under
-// <out_dir>/report/. Creates the folders. Returns the paths written. Throws earmark::Error
-// naming the path that could not be written.
+// Writes <out_dir>/report.html, <out_dir>/report.md, the Markdown's pictures under
+// <out_dir>/report/ and the run's metadata as <out_dir>/run.json (so that `earmark report`
+// can regenerate the methodology later). Creates the folders. Returns the paths written.
+// Throws earmark::Error naming the path that could not be written.
 std::vector<std::string> write_report(const std::string& out_dir, const std::vector<FileResult>& results,
                                       const RunInfo& info, const ReportConfig& config = {});
+
+// run.json: RunInfo as JSON ({"model_name", "checkpoint_path", ..., "inputs": [...]}).
+void write_run_info(const std::string& path, const RunInfo& info);
+// Reads run.json back; missing keys keep their defaults. Throws earmark::Error naming the
+// path for a file that cannot be read or is not such JSON.
+RunInfo read_run_info(const std::string& path);
 
 }  // namespace earmark::report

@@ -108,4 +108,34 @@ std::string base64(std::string_view bytes) {
   return out;
 }
 
+bool base64_decode(std::string_view text, std::string& bytes) {
+  bytes.clear();
+  uint32_t acc = 0;
+  int bits = 0, pad = 0;
+  size_t symbols = 0;
+  for (char ch : text) {
+    if (ch == ' ' || ch == '\n' || ch == '\r' || ch == '\t') continue;
+    int v = -1;
+    if (ch >= 'A' && ch <= 'Z') v = ch - 'A';
+    else if (ch >= 'a' && ch <= 'z') v = ch - 'a' + 26;
+    else if (ch >= '0' && ch <= '9') v = ch - '0' + 52;
+    else if (ch == '+') v = 62;
+    else if (ch == '/') v = 63;
+    else if (ch == '=') {
+      ++pad;
+      ++symbols;
+      continue;
+    }
+    if (v < 0 || pad > 0) return false;  // data after padding is malformed too
+    ++symbols;
+    acc = (acc << 6) | uint32_t(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      bytes += static_cast<char>((acc >> bits) & 0xFF);
+    }
+  }
+  return symbols % 4 == 0 && pad <= 2;
+}
+
 }  // namespace earmark::report

@@ -19,5 +19,8 @@ std::string md_escape(std::string_view s);
 
 // RFC 4648 base64 with padding.
 std::string base64(std::string_view bytes);
+// Inverse of base64(); whitespace is skipped. Returns false for other characters outside
+// the alphabet or a bad length.
+bool base64_decode(std::string_view text, std::string& bytes);
 
 }  // namespace earmark::report
