@@ -44,8 +44,10 @@ bool scores_usable(const FrameScores& s) {
   return s.frames > 0 && !s.labels.empty() && s.hop_s > 0 && s.values.size() >= size_t(s.frames) * s.labels.size();
 }
 
+// The decoded duration when known: the score grid's last frame may reach past the end.
 double file_length(const FileResult& r) {
-  double len = r.info.duration_s;
+  if (r.info.duration_s > 0 && std::isfinite(r.info.duration_s)) return r.info.duration_s;
+  double len = 0;
   if (scores_usable(r.scores)) len = std::max(len, r.scores.frames * r.scores.hop_s);
   if (r.spectrogram.columns > 0) len = std::max(len, r.spectrogram.columns * r.spectrogram.seconds_per_column);
   return len;
