@@ -57,7 +57,8 @@ struct ReviewConfig {
 };
 
 // Detection-side anomalies of one file (kinds low_confidence, flicker, overlap,
-// background_only, unknown_sound), sorted by start time. A failed file gives none. Needs only
+// background_only, unknown_sound), sorted by start time, then one summary per kind that hit
+// max_per_kind (spanning the whole file). A failed file gives none. Needs only
 // what is present: without frame scores the frame-based checks are skipped, without a
 // spectrogram so is unknown_sound.
 std::vector<Anomaly> review_detections(const FileResult& result, const ReviewConfig& config = {});
