@@ -14,6 +14,8 @@
 #include <functional>
 #include <set>
 
+#include "report/text.hpp"
+
 namespace earmark::report {
 
 namespace fs = std::filesystem;
@@ -87,6 +89,56 @@ json file_json(const FileResult& r, bool frame_scores) {
       values.push_back(std::move(row));
     }
     f["frame_scores"] = {{"hop_s", s.hop_s}, {"labels", s.labels}, {"values", std::move(values)}};
+  }
+  if (r.quality.measured) {
+    const auto& q = r.quality;
+    f["quality"] = {{"peak_dbfs", q.peak_dbfs},
+                    {"rms_dbfs", q.rms_dbfs},
+                    {"loudness_lufs", q.loudness_lufs},
+                    {"dc_offset", q.dc_offset},
+                    {"noise_floor_dbfs", q.noise_floor_dbfs},
+                    {"snr_db", q.snr_db},
+                    {"noise_colour", q.noise_colour},
+                    {"hum_hz", q.hum_hz},
+                    {"clipped_samples", q.clipped_samples},
+                    {"conditioning", q.conditioning}};
+  }
+  if (!r.anomalies.empty()) {
+    json list = json::array();
+    for (const auto& a : r.anomalies)
+      list.push_back({{"kind", a.kind},
+                      {"severity", a.severity},
+                      {"start_s", ms(a.start_s)},
+                      {"end_s", ms(a.end_s)},
+                      {"message", a.message}});
+    f["anomalies"] = std::move(list);
+  }
+  if (!r.warnings.empty()) f["warnings"] = r.warnings;
+  const auto& sp = r.spectrogram;
+  if (frame_scores && r.ok() && sp.bins > 0 && sp.columns > 0 && sp.values.size() >= size_t(sp.bins) * size_t(sp.columns)) {
+    // 8 bits per value (a picture needs no more) keeps a long file's spectrogram to a few
+    // hundred kB instead of megabytes of decimals.
+    float lo = INFINITY, hi = -INFINITY;
+    const size_t n = size_t(sp.bins) * size_t(sp.columns);
+    for (size_t k = 0; k < n; ++k)
+      if (std::isfinite(sp.values[k])) {
+        lo = std::min(lo, sp.values[k]);
+        hi = std::max(hi, sp.values[k]);
+      }
+    if (!(lo <= hi)) lo = hi = 0;
+    std::string q(n, '\0');
+    for (size_t k = 0; k < n; ++k) {
+      const float v = sp.values[k];
+      const double t = hi > lo && std::isfinite(v) ? (v - lo) / double(hi - lo) : 0.0;
+      q[k] = static_cast<char>(static_cast<unsigned char>(std::lround(std::clamp(t, 0.0, 1.0) * 255.0)));
+    }
+    f["spectrogram"] = {{"bins", sp.bins},
+                        {"columns", sp.columns},
+                        {"seconds_per_column", sp.seconds_per_column},
+                        {"min", float_for_json(lo)},
+                        {"max", float_for_json(hi)},
+                        {"encoding", "u8_base64"},
+                        {"data", base64(q)}};
   }
   return f;
 }
@@ -201,6 +253,46 @@ std::vector<FileResult> read_json(std::istream& is, const std::string& origin) {
           for (const auto& v : row) r.scores.values.push_back(v.is_number() ? v.get<float>() : NAN);
           ++r.scores.frames;
         }
+      }
+      if (f.contains("quality") && f["quality"].is_object()) {
+        const auto& q = f["quality"];
+        auto num = [&](const char* k) { return q.contains(k) && q[k].is_number() ? q[k].get<double>() : 0.0; };
+        r.quality.measured = true;
+        r.quality.peak_dbfs = num("peak_dbfs");
+        r.quality.rms_dbfs = num("rms_dbfs");
+        r.quality.loudness_lufs = num("loudness_lufs");
+        r.quality.dc_offset = num("dc_offset");
+        r.quality.noise_floor_dbfs = num("noise_floor_dbfs");
+        r.quality.snr_db = num("snr_db");
+        r.quality.hum_hz = num("hum_hz");
+        r.quality.noise_colour = q.value("noise_colour", "");
+        r.quality.clipped_samples = q.value("clipped_samples", size_t(0));
+        r.quality.conditioning = q.value("conditioning", "");
+      }
+      for (const auto& a : f.value("anomalies", nlohmann::json::array())) {
+        Anomaly an;
+        an.kind = a.value("kind", "");
+        an.severity = a.value("severity", "info");
+        an.start_s = a.value("start_s", 0.0);
+        an.end_s = a.value("end_s", 0.0);
+        an.message = a.value("message", "");
+        r.anomalies.push_back(std::move(an));
+      }
+      if (f.contains("warnings")) r.warnings = f["warnings"].get<std::vector<std::string>>();
+      if (f.contains("spectrogram")) {
+        const auto& sp = f["spectrogram"];
+        const int bins = sp.at("bins").get<int>(), columns = sp.at("columns").get<int>();
+        std::string q;
+        if (sp.value("encoding", "") != "u8_base64" || !base64_decode(sp.at("data").get<std::string>(), q) ||
+            bins <= 0 || columns <= 0 || q.size() != size_t(bins) * size_t(columns))
+          throw Error(origin + ": " + r.path + ": the spectrogram is not bins x columns bytes in u8_base64");
+        const float lo = sp.at("min").get<float>(), hi = sp.at("max").get<float>();
+        r.spectrogram.bins = bins;
+        r.spectrogram.columns = columns;
+        r.spectrogram.seconds_per_column = sp.at("seconds_per_column").get<double>();
+        r.spectrogram.values.resize(q.size());
+        for (size_t k = 0; k < q.size(); ++k)
+          r.spectrogram.values[k] = lo + (hi - lo) * float(static_cast<unsigned char>(q[k])) / 255.0f;
       }
       out.push_back(std::move(r));
     }

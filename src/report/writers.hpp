@@ -23,13 +23,19 @@ void write_dcase_tsv(std::ostream& os, const std::vector<FileResult>& results);
 // {"earmark_version": "...", "files": [{"path", "ok", "error" (null when ok),
 //   "info": {"container", "codec", "source_rate", "source_channels", "duration_s"},
 //   "events": [{"onset", "offset", "label", "confidence"}],
-//   "frame_scores"?: {"hop_s", "labels": [...], "values": [[one row per frame]...]}}]}
+//   "frame_scores"?: {"hop_s", "labels": [...], "values": [[one row per frame]...]},
+//   "quality"?: {"peak_dbfs", "rms_dbfs", "loudness_lufs", "dc_offset", "noise_floor_dbfs", "snr_db",
+//                "noise_colour", "hum_hz", "clipped_samples", "conditioning"}   (when measured),
+//   "anomalies"?: [{"kind", "severity", "start_s", "end_s", "message"}], "warnings"?: [...],
+//   "spectrogram"?: {"bins", "columns", "seconds_per_column", "min", "max", "encoding": "u8_base64",
+//                    "data": base64 of bins x columns bytes, bin-major, value = min + (max-min)*byte/255}
+//   (with frame scores only)}]}
 // Times are rounded to milliseconds; confidences and frame scores are written as the shortest
 // decimal that reads back as the same float. Indented unless frame scores make it large.
 void write_json(std::ostream& os, const std::vector<FileResult>& results, bool frame_scores);
 
-// Reads write_json's output back (path, error, info, events, frame scores when present), e.g.
-// for evaluation. Throws earmark::Error naming `origin` for text that is not such JSON.
+// Reads write_json's output back (path, error, info, events, and frame scores, quality,
+// anomalies, warnings and spectrogram when present), e.g. for evaluation or `earmark report`. Throws earmark::Error naming `origin` for text that is not such JSON.
 std::vector<FileResult> read_json(std::istream& is, const std::string& origin = "events.json");
 
 // Writes the requested formats (csv, json, audacity, tsv) for a run into `out_dir`:
