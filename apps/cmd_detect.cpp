@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -15,6 +16,8 @@
 #include "earmark/earmark.hpp"
 #include "model/labels.hpp"
 #include "model/registry.hpp"
+#include "detect/review.hpp"
+#include "report/report.hpp"
 #include "report/writers.hpp"
 
 namespace earmark::cli {
@@ -65,6 +68,7 @@ struct DetectOptions {
   double threshold = -1;
   bool frame_scores = false;
   bool quiet = false;
+  bool no_report = false;
 };
 
 void progress(size_t done, size_t total, const std::string& name, double audio_s, double wall_s) {
@@ -98,13 +102,18 @@ int run_detect(const DetectOptions& o) {
   for (const auto& r : results) std::cerr << "earmark: " << r.error << "\n";
   const bool tty = !o.quiet && isatty(fileno(stderr));
   const auto start = std::chrono::steady_clock::now();
+  const std::time_t started = std::time(nullptr);
+  const auto review = detect::ReviewConfig::from(det.config().events);
   double audio_s = 0;
   for (size_t i = 0; i < files.size(); ++i) {
     FileResult r = det.detect_file(files[i]);
     audio_s += r.info.duration_s;
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (tty) progress(i + 1, files.size(), files[i], audio_s, wall);
-    if (!r.ok()) {
+    if (r.ok()) {
+      auto found = detect::review_detections(r, review);
+      r.anomalies.insert(r.anomalies.end(), found.begin(), found.end());
+    } else {
       if (tty) std::fprintf(stderr, "\n");
       std::cerr << "earmark: " << r.error << "\n";
     }
@@ -112,6 +121,20 @@ int run_detect(const DetectOptions& o) {
   }
   if (tty) std::fprintf(stderr, "\n");
   const auto written = report::write_outputs(o.out_dir, results, det.config().output);
+  if (!o.no_report) {
+    report::RunInfo info;
+    info.model_name = det.config().model.name;
+    info.checkpoint_path = det.checkpoint_path();
+    info.checkpoint_sha256 = det.checkpoint_sha256();
+    info.config_yaml = det.config().to_yaml();
+    char when[32];
+    std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&started));
+    info.started_at = when;
+    info.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    info.inputs = o.inputs;
+    info.label_count = det.labels().size();
+    report::write_report(o.out_dir, results, info);
+  }
 
   size_t failed = 0, events = 0;
   for (const auto& r : results) failed += r.ok() ? 0 : 1, events += r.events.size();
@@ -139,6 +162,7 @@ void add_detect_command(CLI::App& app) {
   cmd->add_option("--format", o->formats, "output formats: csv, json, audacity, tsv")->delimiter(',');
   cmd->add_flag("--frame-scores", o->frame_scores, "include the frame score grid in the JSON output");
   cmd->add_flag("-q,--quiet", o->quiet, "no progress or summary");
+  cmd->add_flag("--no-report", o->no_report, "do not write report.html / report.md");
   cmd->callback([o] { exit_code = run_detect(*o); });
 }
 

@@ -185,7 +185,8 @@ TEST(DetectCli, WritesAllFormatsForAFolder) {
   int status = 0;
   const auto out = run(cli() + " detect --quiet '" + (shared_dir() / "audio").string() + "' -o '" + tmp.path().string() + "'", &status);
   ASSERT_EQ(status, 0) << out;
-  for (const char* f : {"events.csv", "events.json", "events.tsv", "speech.labels.txt", "typing.labels.txt", "music.labels.txt"})
+  for (const char* f : {"events.csv", "events.json", "events.tsv", "speech.labels.txt", "typing.labels.txt",
+                        "music.labels.txt", "report.html", "report.md"})
     EXPECT_TRUE(fs::exists(tmp / f)) << f;
   std::ifstream csv(tmp / "events.csv");
   std::string header;
