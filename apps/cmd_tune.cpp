@@ -38,7 +38,7 @@ struct TuneOptions {
   std::string ref, map, config_file, out = "tuned.yaml", model, models_dir;
   double holdout = 0.3, off_ratio = 0.5, collar = 0.2, offset_ratio = 0.2;
   uint64_t seed = 1;
-  int threads = -1;
+  int threads = -1, min_events = 5;
   std::vector<double> thresholds;
   std::vector<int> medians;
   bool quiet = false;
@@ -76,6 +76,7 @@ void run_tune(const TuneOptions& o) {
   if (!o.thresholds.empty()) tcfg.thresholds = o.thresholds;
   if (!o.medians.empty()) tcfg.median_frames = o.medians;
   tcfg.off_ratio = o.off_ratio;
+  tcfg.min_events = o.min_events;
   tcfg.event_config.t_collar = o.collar;
   tcfg.event_config.percentage_of_length = o.offset_ratio;
   tcfg.validate();
@@ -264,6 +265,9 @@ void add_tune_command(CLI::App& app) {
   cmd->add_option("--off-ratio", o->off_ratio, "off-threshold = on x this")->capture_default_str();
   cmd->add_option("--medians", o->medians, "median filter lengths to try, in frames (odd; default 1,3,5,7)")
       ->delimiter(',');
+  cmd->add_option("--min-events", o->min_events,
+                  "classes with fewer reference events in the tune split keep the base setting")
+      ->capture_default_str();
   cmd->add_option("--collar", o->collar, "event-based onset collar, seconds (as eval)")->capture_default_str();
   cmd->add_option("--offset-ratio", o->offset_ratio, "event-based offset collar: max(collar, this x length)")
       ->capture_default_str();

@@ -69,6 +69,7 @@ TEST(Tune, PicksTheThresholdBetweenDistractorsAndEventsAndTheMiddleOfAPlateau) {
   EventTable ref;
   ref_bark(ref, "a.wav");
   TuneConfig tc;
+  tc.min_events = 1;
   // on 0.2, 0.3 (off 0.1, 0.15): the 0.4 bumps become events too: 4 detections, 2 hits,
   //   P = 2/4, R = 2/2, F1 = 2PR/(P+R) = 2(0.5)(1)/1.5 = 0.667.
   // on 0.45, 0.5, 0.55 (off 0.225 .. 0.275): only the 0.6 blocks reach "on"; the bumps (0.4)
@@ -99,6 +100,7 @@ TEST(Tune, PicksTheMedianFilterThatBridgesADropoutAndRemovesASpike) {
   EventTable ref;
   ref_meow(ref, "a.wav");
   TuneConfig tc;
+  tc.min_events = 1;
   tc.thresholds = {0.5};
   tc.median_frames = {1, 3};
   // Median 1: detections [2, 4), [4.5, 6), [12.5, 13). Against the reference [2, 6): the first
@@ -129,6 +131,7 @@ TEST(Tune, TunedConfigurationReproducesTheSearchOnTheFullGrid) {
   ref_meow(ref, "a.wav");
   ref_meow(ref, "b.wav");
   TuneConfig tc;
+  tc.min_events = 1;
   tc.thresholds = {0.2, 0.3, 0.45, 0.5, 0.55, 0.7};
   tc.median_frames = {1, 3};
   const std::vector<TuneFile> files = {{"a.wav", a.s, 20.0}, {"b.wav", b.s, 20.0}};
@@ -166,6 +169,7 @@ TEST(Tune, KeepsTheBaseWhenNothingBeatsItOrNothingIsFound) {
   base.threshold_on = 0.5;  // already optimal (F1 = 1, see the first test)
   base.threshold_off = 0.25;
   TuneConfig tc;
+  tc.min_events = 1;
   tc.thresholds = {0.2, 0.5};
   tc.median_frames = {1};
   auto r = eval::tune_events({{"a.wav", g.s, 20.0}}, ref, base, tc);
@@ -180,6 +184,20 @@ TEST(Tune, KeepsTheBaseWhenNothingBeatsItOrNothingIsFound) {
   EXPECT_EQ(r.classes[0].note, "no setting found any of its reference events");
 }
 
+TEST(Tune, ClassesWithTooFewEventsKeepTheBase) {
+  Grid g({"bark"});
+  add_bark(g, 0);
+  EventTable ref;
+  ref_bark(ref, "a.wav");  // two events; the first test shows tuning would find F1 = 1
+  TuneConfig tc;
+  tc.min_events = 3;
+  const auto r = eval::tune_events({{"a.wav", g.s, 20.0}}, ref, plain_base(), tc);
+  EXPECT_FALSE(r.classes[0].tuned);
+  EXPECT_EQ(r.classes[0].n_ref, 2);
+  EXPECT_EQ(r.classes[0].note, "only 2 reference event(s) in the tune split (minimum 3)");
+  EXPECT_TRUE(r.events.per_class.empty());
+}
+
 TEST(Tune, BaseSettingOfAClassCountsAsItsBefore) {
   Grid g({"bark"});
   add_bark(g, 0);
@@ -188,6 +206,7 @@ TEST(Tune, BaseSettingOfAClassCountsAsItsBefore) {
   EventsConfig base = plain_base();  // global on 0.3 would give F1 0.667 ...
   base.per_class["BARK"] = {0.5, 0.25, -1, -1};  // ... but this class's own entry gives 1
   TuneConfig tc;
+  tc.min_events = 1;
   tc.thresholds = {0.3};
   tc.median_frames = {1};
   const auto r = eval::tune_events({{"a.wav", g.s, 20.0}}, ref, base, tc);
@@ -198,6 +217,7 @@ TEST(Tune, BaseSettingOfAClassCountsAsItsBefore) {
 
 TEST(Tune, RefusesBadSettingsAndMismatchedGrids) {
   TuneConfig tc;
+  tc.min_events = 1;
   tc.thresholds = {0.0};
   EXPECT_THROW(tc.validate(), Error);
   tc = {};
@@ -205,6 +225,9 @@ TEST(Tune, RefusesBadSettingsAndMismatchedGrids) {
   EXPECT_THROW(tc.validate(), Error);
   tc = {};
   tc.off_ratio = 1.5;
+  EXPECT_THROW(tc.validate(), Error);
+  tc = {};
+  tc.min_events = 0;
   EXPECT_THROW(tc.validate(), Error);
   tc = {};
   EXPECT_NO_THROW(tc.validate());

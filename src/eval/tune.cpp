@@ -79,6 +79,7 @@ void TuneConfig::validate() const {
   for (int m : median_frames)
     if (m < 1 || m % 2 == 0 || m > 999)
       throw Error(fmt::format("tune: median filter length {} must be an odd number of frames from 1 to 999", m));
+  if (min_events < 1) throw Error(fmt::format("tune: the minimum number of reference events {} must be at least 1", min_events));
   event_config.validate();
 }
 
@@ -159,8 +160,10 @@ TuneResult tune_events(const std::vector<TuneFile>& files, const EventTable& ref
       if (same_name(name, label)) one.per_class[label] = t;
     ct.f1_base = ct.n_ref > 0 ? class_f1(cols, files, ref_class, one, config.event_config, label) : 0.0;
     ct.f1_tuned = ct.f1_base;
-    if (ct.n_ref == 0) {
-      ct.note = "no reference events in the tune split";
+    if (ct.n_ref < config.min_events) {
+      ct.note = ct.n_ref == 0 ? "no reference events in the tune split"
+                              : fmt::format("only {} reference event(s) in the tune split (minimum {})", ct.n_ref,
+                                            config.min_events);
       result.classes.push_back(std::move(ct));
       continue;
     }

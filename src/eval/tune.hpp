@@ -10,8 +10,8 @@
 // rest of the events configuration (min duration, merge gap) is the base's. The best setting
 // wins; among equally good ones the shortest median filter, then the middle one of the tied
 // on-thresholds (a threshold in the middle of a plateau is the one least likely to sit on an
-// edge of it in new data). A class keeps the base setting when it has no reference events in
-// the tune split, when no setting finds any of them, or when no setting beats the base.
+// edge of it in new data). A class keeps the base setting when it has fewer than min_events
+// reference events in the tune split, when no setting finds any of them, or when no setting beats the base.
 // With events.max_classes_per_frame > 0 the search treats each class alone (the limit couples
 // classes); the final before/after figures use the full configuration.
 #pragma once
@@ -32,6 +32,9 @@ struct TuneConfig {
   double off_ratio = 0.5;                                  // off = on x this, in (0, 1]
   std::vector<int> median_frames = {1, 3, 5, 7};           // odd frame counts >= 1
   EventBasedConfig event_config;                           // how a detection counts as correct
+  // Classes with fewer reference events in the tune split keep the base setting: a threshold
+  // fitted on one or two events fits chance and is usually worse on new data.
+  int min_events = 5;
 
   // 0.05, 0.10, ..., 0.90.
   static std::vector<double> default_thresholds();
