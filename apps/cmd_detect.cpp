@@ -6,6 +6,7 @@
 #include <ctime>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <set>
 
@@ -13,6 +14,8 @@
 
 #include "commands.hpp"
 #include "decode/decoder.hpp"
+#include "detect/naive.hpp"
+#include "eval/tsv.hpp"
 #include "earmark/earmark.hpp"
 #include "model/labels.hpp"
 #include "model/registry.hpp"
@@ -67,6 +70,8 @@ struct DetectOptions {
   int threads = -1;
   double threshold = -1;
   bool frame_scores = false;
+  bool scores = false;
+  bool naive = false;
   bool quiet = false;
   bool no_report = false;
 };
@@ -83,6 +88,16 @@ void progress(size_t done, size_t total, const std::string& name, double audio_s
   std::fflush(stderr);
 }
 
+// <out>/<stem>.scores.tsv, the table `earmark eval --scores` reads (PSDS needs the scores).
+void write_scores(const std::string& out_dir, const FileResult& r) {
+  std::error_code ec;
+  fs::create_directories(out_dir, ec);
+  const std::string path = (fs::path(out_dir) / eval::scores_file_name(r.path)).string();
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  if (f) eval::write_scores_tsv(f, r.scores);
+  if (!f) throw Error(path + ": cannot write the score table; check that the folder is writable and has space");
+}
+
 int run_detect(const DetectOptions& o) {
   Config cfg = o.config_file.empty() ? Config{} : Config::from_file(o.config_file);
   if (!o.model.empty()) cfg.model.name = o.model;
@@ -95,6 +110,7 @@ int run_detect(const DetectOptions& o) {
   }
   if (!o.formats.empty()) cfg.output.formats = o.formats;
   if (o.frame_scores) cfg.output.frame_scores = true;
+  if (o.naive) cfg.frames = detect::naive_frames_config();
 
   const Detector det(cfg);
   std::vector<FileResult> results;
@@ -107,6 +123,8 @@ int run_detect(const DetectOptions& o) {
   double audio_s = 0;
   for (size_t i = 0; i < files.size(); ++i) {
     FileResult r = det.detect_file(files[i]);
+    if (o.naive && r.ok()) r.events = detect::naive_events(r.scores, det.config().events.threshold_on, r.info.duration_s);
+    if (o.scores && r.ok()) write_scores(o.out_dir, r);
     audio_s += r.info.duration_s;
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (tty) progress(i + 1, files.size(), files[i], audio_s, wall);
@@ -161,6 +179,10 @@ void add_detect_command(CLI::App& app) {
   cmd->add_option("--threshold", o->threshold, "detection threshold for every class (0..1)");
   cmd->add_option("--format", o->formats, "output formats: csv, json, audacity, tsv")->delimiter(',');
   cmd->add_flag("--frame-scores", o->frame_scores, "include the frame score grid in the JSON output");
+  cmd->add_flag("--scores", o->scores, "also write each file's frame scores as <out>/<stem>.scores.tsv (for eval --scores)");
+  cmd->add_flag("--naive", o->naive,
+                "baseline instead of the event detector: the top label of each 0.48 s step (0.96 s windows) "
+                "if its score >= the threshold, same-label steps merged");
   cmd->add_flag("-q,--quiet", o->quiet, "no progress or summary");
   cmd->add_flag("--no-report", o->no_report, "do not write report.html / report.md");
   cmd->callback([o] { exit_code = run_detect(*o); });
