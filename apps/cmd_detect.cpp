@@ -15,6 +15,7 @@
 #include "commands.hpp"
 #include "decode/decoder.hpp"
 #include "detect/naive.hpp"
+#include "model/network.hpp"
 #include "eval/tsv.hpp"
 #include "earmark/earmark.hpp"
 #include "model/labels.hpp"
@@ -144,6 +145,8 @@ int run_detect(const DetectOptions& o) {
     info.model_name = det.config().model.name;
     info.checkpoint_path = det.checkpoint_path();
     info.checkpoint_sha256 = det.checkpoint_sha256();
+    info.labels_path = det.labels_path();
+    info.torch_version = model::torch_version();
     info.config_yaml = det.config().to_yaml();
     char when[32];
     std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&started));

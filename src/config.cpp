@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "earmark/config.hpp"
@@ -209,6 +210,9 @@ Config Config::from_file(const std::string& path) {
 
 std::string Config::to_yaml() const {
   YAML::Emitter y;
+  // Shortest form that reads back the same value: 0.15, not 0.14999999999999999.
+  y.SetDoublePrecision(std::numeric_limits<double>::digits10);
+  y.SetFloatPrecision(std::numeric_limits<float>::digits10);
   y << YAML::BeginMap;
   y << YAML::Key << "model" << YAML::Value << YAML::BeginMap;
   y << YAML::Key << "name" << YAML::Value << model.name;

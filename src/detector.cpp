@@ -247,6 +247,7 @@ const Config& Detector::config() const { return impl_->config; }
 const std::vector<LabelInfo>& Detector::labels() const { return impl_->labels; }
 const std::string& Detector::checkpoint_sha256() const { return impl_->sha256; }
 const std::string& Detector::checkpoint_path() const { return impl_->resolved.checkpoint; }
+const std::string& Detector::labels_path() const { return impl_->resolved.labels; }
 
 FileResult Detector::detect_file(const std::string& path) const {
   const auto start = Clock::now();

@@ -21,13 +21,6 @@ using namespace earmark::condition;
 using namespace earmark::testing;
 constexpr int kRate = earmark::kSampleRate;
 
-std::vector<float> speech() {
-  int rate = 0;
-  auto v = read_wav16(shared_dir() / "audio" / "speech.wav", &rate);
-  EXPECT_EQ(rate, kRate);
-  return v;
-}
-
 double energy(std::span<const float> v) {
   double e = 0;
   for (float x : v) e += double(x) * x;
@@ -113,7 +106,7 @@ TEST(Condition, OutputLengthEqualsInputLength) {
 
 TEST(Condition, BlockSizeDoesNotChangeTheOutput) {
   EARMARK_REQUIRE_SHARED();
-  auto x = speech();
+  auto x = shared_speech();
   const auto n = white_noise(x.size(), 0.01, 21);
   for (size_t i = 0; i < x.size(); ++i) x[i] += n[i] + 0.02f;
   ConditionConfig cfg;
@@ -239,7 +232,7 @@ TEST(Denoiser, UnitGainReconstructsTheInput) {
 
 TEST(Denoiser, ImprovesSnrOfSpeechInWhiteNoise) {
   EARMARK_REQUIRE_SHARED();
-  const auto s = speech();
+  const auto s = shared_speech();
   const double rms = std::sqrt(energy(s) / double(s.size()));
   const auto n = white_noise(s.size(), rms, 77);  // 0 dB SNR
   std::vector<float> x(s.size());
@@ -270,7 +263,7 @@ TEST(Denoiser, ReducesStationaryNoiseByTenDecibels) {
 
 TEST(Denoiser, LeavesCleanSpeechLevelAlone) {
   EARMARK_REQUIRE_SHARED();
-  const auto s = speech();
+  const auto s = shared_speech();
   const auto y = run_stream(denoise_only(), s, 4096);
   const double change = rms_db(y) - rms_db(s);
   std::cout << "clean speech level change " << change << " dB, SNR vs input " << snr_db(s, y) << " dB\n";
@@ -313,7 +306,7 @@ TEST(Denoiser, LeadingDigitalSilenceDoesNotBreakTheEstimate) {
 
 TEST(Normalize, PeakAndLoudnessTargets) {
   EARMARK_REQUIRE_SHARED();
-  const auto s = speech();  // peak -5.04 dBFS, loudness -31.9 LUFS, noise floor -50.1 dBFS
+  const auto s = shared_speech();  // peak -5.04 dBFS, loudness -31.9 LUFS, noise floor -50.1 dBFS
   ConditionConfig cfg;
   cfg.normalize.mode = "peak";
   cfg.normalize.peak_target_dbfs = -3.0;

@@ -21,6 +21,8 @@ using earmark::detect::validate_label_names;
 
 namespace {
 
+using earmark::testing::error_of;
+
 // 0.25 s is exact in binary, so hand-worked times compare exactly.
 constexpr double kHop = 0.25;
 
@@ -49,15 +51,6 @@ EventsConfig plain() {
   c.min_duration_s = 0;
   c.merge_gap_s = 0;
   return c;
-}
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const earmark::Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 std::vector<float> track_of(const FrameScores& s, const std::string& label) {

@@ -17,6 +17,8 @@ using earmark::Event;
 
 namespace {
 
+using earmark::testing::error_of;
+
 constexpr double kEps = 2.220446049250313e-16;  // numpy.spacing(1), sed_eval's eps
 
 struct Row {
@@ -42,16 +44,6 @@ const ev::ClassMetrics& cls(const ev::SedResult& r, const std::string& label) {
   for (const auto& c : r.classes)
     if (c.label == label) return c;
   throw std::runtime_error("no class " + label);
-}
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const earmark::Error& e) {
-    return e.what();
-  }
-  return "<no error>";
 }
 
 }  // namespace

@@ -16,6 +16,8 @@ using earmark::FrameScores;
 
 namespace {
 
+using earmark::testing::error_of;
+
 // Scores with hop `hop` for `frames` frames; every value 0 until set.
 FrameScores grid(double hop, int frames, std::vector<std::string> labels) {
   FrameScores s;
@@ -64,16 +66,6 @@ ev::PsdsPoint one_point(double gt_on, double gt_off, double det_on, double det_o
   cfg.n_thresholds = 1;
   const auto r = ev::psds({{"a.wav", s}}, ref_of({{"a.wav", gt_on, gt_off, "dog"}}), {{"a.wav", duration}}, cfg);
   return r.classes.at(0).points.at(0);
-}
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const earmark::Error& e) {
-    return e.what();
-  }
-  return "<no error>";
 }
 
 }  // namespace

@@ -19,14 +19,6 @@ using namespace earmark::condition;
 using namespace earmark::testing;
 constexpr int kRate = earmark::kSampleRate;
 
-std::vector<float> speech() {
-  int rate = 0;
-  auto v = read_wav16(shared_dir() / "audio" / "speech.wav", &rate);
-  EXPECT_EQ(rate, kRate);
-  EXPECT_EQ(v.size(), size_t(10 * kRate));
-  return v;
-}
-
 double rms_of(std::span<const float> v) {
   double e = 0;
   for (float x : v) e += double(x) * x;
@@ -102,7 +94,7 @@ TEST(Loudness, RelativeGateIgnoresQuietParts) {
 
 TEST(Quality, CleanSpeechHasNoAnomalies) {
   EARMARK_REQUIRE_SHARED();
-  const auto x = speech();
+  const auto x = shared_speech();
   const auto r = analyze(x);
   std::cout << to_markdown(r, "speech.wav");
   // Reference values from numpy on the same samples: peak 18339/32768 -> -5.04 dBFS,
@@ -121,7 +113,7 @@ TEST(Quality, CleanSpeechHasNoAnomalies) {
 
 TEST(Quality, ClippingIsFoundWhereTheAmplifiedSpeechHitsFullScale) {
   EARMARK_REQUIRE_SHARED();
-  auto x = speech();
+  auto x = shared_speech();
   for (float& v : x) v = std::clamp(v * 20.0f, -1.0f, 1.0f);
   const auto r = analyze(x);
 
@@ -180,7 +172,7 @@ TEST(Quality, TypingRecordingHasItsRealShortClips) {
 
 TEST(Quality, InsertedDigitalSilenceIsReportedWithItsTimes) {
   EARMARK_REQUIRE_SHARED();
-  auto x = speech();
+  auto x = shared_speech();
   // 2 s of zeros inserted at 4.0 s: silence from 4.0 s to 6.0 s of a 12 s file.
   x.insert(x.begin() + 4 * kRate, size_t(2 * kRate), 0.0f);
   const auto r = analyze(x);
@@ -199,7 +191,7 @@ TEST(Quality, InsertedDigitalSilenceIsReportedWithItsTimes) {
 TEST(Quality, HumAt50And60HzIsDetectedWithItsFrequencyAndLevel) {
   EARMARK_REQUIRE_SHARED();
   for (double mains : {50.0, 60.0}) {
-    auto x = speech();
+    auto x = shared_speech();
     // Peak -30 dBFS: amplitude 10^(-30/20) = 0.0316, RMS -33.0 dBFS.
     const auto hum = sine(mains, 10.0, kRate, std::pow(10.0, -30.0 / 20));
     for (size_t i = 0; i < x.size(); ++i) x[i] += hum[i];
@@ -214,7 +206,7 @@ TEST(Quality, HumAt50And60HzIsDetectedWithItsFrequencyAndLevel) {
 
 TEST(Quality, QuietSpeechIsLowLevel) {
   EARMARK_REQUIRE_SHARED();
-  auto x = speech();
+  auto x = shared_speech();
   // Scale the -5.04 dBFS peak to -45 dBFS.
   const float g = float(std::pow(10.0, (-45.0 + 5.04) / 20));
   for (float& v : x) v *= g;
@@ -226,7 +218,7 @@ TEST(Quality, QuietSpeechIsLowLevel) {
 
 TEST(Quality, SpeechInHeavyNoiseIsFlaggedAndItsSnrDrops) {
   EARMARK_REQUIRE_SHARED();
-  auto x = speech();
+  auto x = shared_speech();
   const auto clean = analyze(x);
   // White noise 5 dB louder than the speech (SNR -5 dB over the whole file).
   const auto n = white_noise(x.size(), rms_of(x) * std::pow(10.0, 5.0 / 20), 7);
@@ -265,18 +257,18 @@ TEST(Quality, NoiseColourOfGeneratedNoise) {
 
 TEST(Quality, DcOffset) {
   EARMARK_REQUIRE_SHARED();
-  auto x = speech();
+  auto x = shared_speech();
   for (float& v : x) v += 0.05f;
   const auto r = analyze(x);
   // speech.wav's own mean is -1.5e-5.
   EXPECT_NEAR(r.dc_offset, 0.05, 1e-4);
   ASSERT_TRUE(r.has(AnomalyKind::dc_offset)) << kinds(r);
-  EXPECT_FALSE(analyze(speech()).has(AnomalyKind::dc_offset));
+  EXPECT_FALSE(analyze(shared_speech()).has(AnomalyKind::dc_offset));
 }
 
 TEST(Quality, ShortDropoutInsideSpeech) {
   EARMARK_REQUIRE_SHARED();
-  auto x = speech();
+  auto x = shared_speech();
   // The loudest 50 ms frame of the file is inside speech; zero 30 ms in its middle.
   size_t best = 0;
   double best_e = -1;
@@ -317,7 +309,7 @@ TEST(Quality, LongPausesBetweenBursts) {
 
 TEST(Quality, ReportDoesNotDependOnBlockSize) {
   EARMARK_REQUIRE_SHARED();
-  auto x = speech();
+  auto x = shared_speech();
   for (size_t i = 100000; i < 100000 + 20000; ++i) x[i] = 0;  // a silence, for more state
   const auto whole = to_json(analyze(x)).dump();
   for (size_t block : {1u, 1000u, 4096u}) {
@@ -378,7 +370,7 @@ TEST(Quality, ConfigValidationNamesTheKey) {
 
 TEST(Quality, JsonAndMarkdown) {
   EARMARK_REQUIRE_SHARED();
-  auto x = speech();
+  auto x = shared_speech();
   for (float& v : x) v = std::clamp(v * 20.0f, -1.0f, 1.0f);
   const auto r = analyze(x);
   const auto j = to_json(r);

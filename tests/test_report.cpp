@@ -168,6 +168,7 @@ TEST(Text, EscapesAndBase64) {
   EXPECT_EQ(report::html_escape("a<b>&\"c'"), "a&lt;b&gt;&amp;&quot;c&#39;");
   EXPECT_EQ(report::html_escape("caf\xe9"), "caf\xef\xbf\xbd");  // a lone Latin-1 byte is not UTF-8
   EXPECT_EQ(report::md_escape("a|b\nc"), "a\\|b c");
+  EXPECT_EQ(report::md_escape("'Dog' <b> & \"x\""), "'Dog' &lt;b&gt; &amp; \"x\"");
   // RFC 4648 test vectors.
   EXPECT_EQ(report::base64(""), "");
   EXPECT_EQ(report::base64("f"), "Zg==");

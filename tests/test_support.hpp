@@ -15,6 +15,8 @@
 
 #include <gtest/gtest.h>
 
+#include "earmark/earmark.hpp"
+
 namespace earmark::testing {
 
 namespace fs = std::filesystem;
@@ -213,6 +215,26 @@ inline std::vector<float> brown_noise(size_t n, double rms, uint32_t seed = 3) {
   double y = 0;
   for (auto& x : v) x = (y = 0.999 * y + g());
   return scale_to_rms(std::move(v), rms);
+}
+
+// The message of the earmark::Error that `f` throws, or "<no error>" when it throws none.
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const earmark::Error& e) {
+    return e.what();
+  }
+  return "<no error>";
+}
+
+// shared/audio/speech.wav (10 s, 32 kHz mono: speech with a door slam) as floats.
+inline std::vector<float> shared_speech() {
+  int rate = 0;
+  auto v = read_wav16(shared_dir() / "audio" / "speech.wav", &rate);
+  EXPECT_EQ(rate, earmark::kSampleRate);
+  EXPECT_EQ(v.size(), size_t(10 * earmark::kSampleRate));
+  return v;
 }
 
 }  // namespace earmark::testing

@@ -134,6 +134,8 @@ class Detector {
   // sha256 of the loaded checkpoint file.
   const std::string& checkpoint_sha256() const;
   const std::string& checkpoint_path() const;
+  // The label list file the model's outputs are named from.
+  const std::string& labels_path() const;
 
  private:
   struct Impl;

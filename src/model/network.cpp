@@ -5,6 +5,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <torch/version.h>
 #include <c10/core/InferenceMode.h>
 #include <torch/csrc/jit/serialization/pickle.h>
 
@@ -317,5 +318,7 @@ void Network::classify(const float* features, int n, float* logits) const {
   const at::Tensor l = impl_->classify(f).contiguous();
   std::memcpy(logits, l.data_ptr<float>(), sizeof(float) * size_t(l.numel()));
 }
+
+const char* torch_version() { return TORCH_VERSION; }
 
 }  // namespace earmark::model

@@ -52,4 +52,7 @@ class Network {
   std::unique_ptr<Impl> impl_;
 };
 
+// Version of the LibTorch the library was built with (e.g. "1.13.1"), for reports.
+const char* torch_version();
+
 }  // namespace earmark::model

@@ -71,13 +71,20 @@ std::string html_escape(std::string_view s) {
 }
 
 std::string md_escape(std::string_view s) {
-  const std::string v = html_escape(s);
+  // Markdown passes inline HTML through, so <, > and & are escaped; quotes stay as they are
+  // (the raw .md is read by people too). | would end a table cell; line breaks would end the row.
+  const std::string v = valid_utf8(s);
   std::string out;
   out.reserve(v.size());
   for (char ch : v) {
-    if (ch == '|') out += "\\|";
-    else if (ch == '\n' || ch == '\r' || ch == '\t') out += ' ';
-    else out += ch;
+    switch (ch) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '|': out += "\\|"; break;
+      case '\n': case '\r': case '\t': out += ' '; break;
+      default: out += ch;
+    }
   }
   return out;
 }
