@@ -66,8 +66,16 @@ std::vector<float> run_stream(const ConditionConfig& cfg, std::span<const float>
   return out;
 }
 
-ConditionConfig denoise_only() {
+// Every step off (the defaults switch loudness normalisation on), so that a test sees only
+// the step it enables.
+ConditionConfig steps_off() {
   ConditionConfig c;
+  c.normalize.mode = "off";
+  return c;
+}
+
+ConditionConfig denoise_only() {
+  ConditionConfig c = steps_off();
   c.denoise.enabled = true;
   return c;
 }
@@ -78,7 +86,8 @@ TEST(Condition, AllStepsOffIsBitExact) {
   auto x = white_noise(50000, 0.3, 5);
   x[10] = 1.5f;  // out-of-range and odd values pass untouched too
   x[11] = -0.0f;
-  const ConditionConfig off;
+  EXPECT_TRUE(ConditionConfig{}.any_enabled());  // loudness normalisation is on by default
+  const ConditionConfig off = steps_off();
   EXPECT_FALSE(off.any_enabled());
   for (size_t block : {1u, 999u, 50000u}) {
     const auto y = run_stream(off, x, block);
@@ -90,7 +99,7 @@ TEST(Condition, AllStepsOffIsBitExact) {
 }
 
 TEST(Condition, OutputLengthEqualsInputLength) {
-  ConditionConfig cfg;
+  ConditionConfig cfg = steps_off();
   cfg.dc_remove.enabled = true;
   cfg.highpass.enabled = true;
   cfg.denoise.enabled = true;
@@ -109,7 +118,7 @@ TEST(Condition, BlockSizeDoesNotChangeTheOutput) {
   auto x = shared_speech();
   const auto n = white_noise(x.size(), 0.01, 21);
   for (size_t i = 0; i < x.size(); ++i) x[i] += n[i] + 0.02f;
-  ConditionConfig cfg;
+  ConditionConfig cfg = steps_off();
   cfg.dc_remove.enabled = true;
   cfg.highpass.enabled = true;
   cfg.denoise.enabled = true;
@@ -130,7 +139,7 @@ TEST(Condition, NonFiniteInputBecomesSilenceNotNaN) {
   auto x = white_noise(40000, 0.1, 3);
   x[1000] = std::nanf("");
   x[2000] = INFINITY;
-  ConditionConfig cfg;
+  ConditionConfig cfg = steps_off();
   cfg.highpass.enabled = true;
   cfg.denoise.enabled = true;
   const auto y = run_stream(cfg, x, 4096);
@@ -139,18 +148,18 @@ TEST(Condition, NonFiniteInputBecomesSilenceNotNaN) {
 }
 
 TEST(Condition, MisuseIsAnErrorNotACrash) {
-  Conditioner c(ConditionConfig{});
+  Conditioner c(steps_off());
   std::vector<float> out;
   c.process(std::vector<float>(10, 0.1f), out);
   EXPECT_THROW(c.set_normalization_gain(3.0), earmark::Error);
   c.flush(out);
   EXPECT_THROW(c.flush(out), earmark::Error);
   EXPECT_THROW(c.process(std::vector<float>(10), out), earmark::Error);
-  EXPECT_THROW(Conditioner(ConditionConfig{}, 0), earmark::Error);
+  EXPECT_THROW(Conditioner(steps_off(), 0), earmark::Error);
 }
 
 TEST(Condition, ConfigValidationNamesTheKeyAndPrints) {
-  ConditionConfig c;
+  ConditionConfig c = steps_off();
   EXPECT_NO_THROW(c.validate());
   c.denoise.hop = 300;  // does not divide 1024
   try {
@@ -159,16 +168,16 @@ TEST(Condition, ConfigValidationNamesTheKeyAndPrints) {
   } catch (const earmark::Error& e) {
     EXPECT_NE(std::string(e.what()).find("condition.denoise.hop"), std::string::npos) << e.what();
   }
-  c = {};
+  c = steps_off();
   c.normalize.mode = "rms";
   EXPECT_THROW(c.validate(), earmark::Error);
-  c = {};
+  c = steps_off();
   c.highpass.cutoff_hz = 5;
   EXPECT_THROW(c.validate(), earmark::Error);
-  c = {};
+  c = steps_off();
   c.denoise.fft_size = 1000;
   EXPECT_THROW(c.validate(), earmark::Error);
-  c = {};
+  c = steps_off();
   c.denoise.enabled = true;
   const auto text = c.to_string();
   EXPECT_NE(text.find("denoise:\n  enabled: true\n  fft_size: 1024\n  hop: 256\n"), std::string::npos) << text;
@@ -178,7 +187,7 @@ TEST(Condition, ConfigValidationNamesTheKeyAndPrints) {
 // ---- filters ------------------------------------------------------------------------------
 
 TEST(Condition, DcRemovalRemovesAnOffset) {
-  ConditionConfig cfg;
+  ConditionConfig cfg = steps_off();
   cfg.dc_remove.enabled = true;  // 5 Hz
   auto x = sine(440, 3.0, kRate, 0.3);
   for (float& v : x) v += 0.1f;
@@ -194,7 +203,7 @@ TEST(Condition, DcRemovalRemovesAnOffset) {
 }
 
 TEST(Condition, HighpassAttenuates30HzAndKeeps1kHz) {
-  ConditionConfig cfg;
+  ConditionConfig cfg = steps_off();
   cfg.highpass.enabled = true;
   cfg.highpass.cutoff_hz = 100;
   // Steady state after 0.5 s. Butterworth, order 2: |H|^2 = r^4 / (1 + r^4) with r = f/fc:
@@ -307,7 +316,7 @@ TEST(Denoiser, LeadingDigitalSilenceDoesNotBreakTheEstimate) {
 TEST(Normalize, PeakAndLoudnessTargets) {
   EARMARK_REQUIRE_SHARED();
   const auto s = shared_speech();  // peak -5.04 dBFS, loudness -31.9 LUFS, noise floor -50.1 dBFS
-  ConditionConfig cfg;
+  ConditionConfig cfg = steps_off();
   cfg.normalize.mode = "peak";
   cfg.normalize.peak_target_dbfs = -3.0;
   cfg.normalize.max_noise_floor_dbfs = -30;  // the default -50 would allow only +0.1 dB here
@@ -344,7 +353,7 @@ TEST(Normalize, GuardsLimitTheGainOnNearSilentNoise) {
   // White noise at -70 dBFS RMS (peak about -58 dBFS) and nothing else.
   const auto x = white_noise(size_t(5 * kRate), std::pow(10.0, -70.0 / 20), 61);
   const auto r = analyze(x);
-  ConditionConfig cfg;
+  ConditionConfig cfg = steps_off();
   cfg.normalize.mode = "peak";  // -1 dBFS wants about +57 dB
   cfg.normalize.max_gain_db = 20;
   cfg.normalize.max_noise_floor_dbfs = -30;  // allows ~+40 dB: max_gain_db is the limit
@@ -381,7 +390,7 @@ TEST(Normalize, GuardsLimitTheGainOnNearSilentNoise) {
 }
 
 TEST(Normalize, DigitalSilenceGetsNoGain) {
-  ConditionConfig cfg;
+  ConditionConfig cfg = steps_off();
   cfg.normalize.mode = "loudness";
   GainDecision d;
   const auto y = condition_buffer(std::vector<float>(1000, 0.0f), cfg, kRate, &d);
