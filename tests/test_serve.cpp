@@ -31,6 +31,7 @@ class Serve : public ::testing::Test {
     cfg.models_dir = models_dir().string();
     cfg.max_upload_mb = 1.5;  // the 10 s clips are 640 kB
     cfg.demo_dir = (shared_dir() / "audio").string();
+    cfg.max_inflight = 1;  // the tests send one upload at a time, except the one about this limit
     svc_ = new serve::Service(cfg);
     port_ = svc_->start();
     ready_ = wait_ready(port_, 120);
@@ -320,6 +321,29 @@ TEST_F(Serve, BadInputsGetClear4xxAndTheServerStaysUp) {
   auto m = c.Get("/metrics");
   ASSERT_TRUE(m);
   EXPECT_EQ(metric(m->body, R"(earmark_errors_total{code="internal"})"), -1);
+}
+
+TEST_F(Serve, UploadsBeyondTheConcurrencyLimitGet429WithRetryAfter) {
+  auto count_jobs = [] {
+    size_t n = 0;
+    for (const auto& e : fs::directory_iterator(store_->path() / "jobs")) n += e.is_directory() ? 1 : 0;
+    return n;
+  };
+  const size_t before = count_jobs();
+  json first;
+  std::thread busy([&] { first = detect("typing.wav"); });
+  // Once the first upload is in the store it holds the only slot until its result is there.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (count_jobs() == before && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  auto c = client();
+  auto r = c.Post("/v1/detect?name=speech.wav", slurp_file(clip("speech.wav")), "audio/wav");
+  busy.join();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 429) << r->body;
+  EXPECT_EQ(json_of(r)["error"]["code"], "too_many_requests");
+  EXPECT_EQ(r->get_header_value("Retry-After"), "1");
+  EXPECT_EQ(first["files"].size(), 1u) << "the upload holding the slot still gets its answer";
 }
 
 std::string find_chromium() {
