@@ -36,9 +36,10 @@ int run_train(TrainArgs& a) {
   const auto r = model::train_head(o, log);
   r.head.save(a.out_dir);
   const auto& h = r.head;
-  std::cerr << fmt::format("earmark train: {} class(es), {} {} on {} frames; embeddings {:.1f} s, fit {:.1f} s; head in {}\n",
+  if (!quiet)
+    std::cerr << fmt::format("earmark train: {} class(es), {}{} on {} frames; embeddings {:.1f} s, fit {:.1f} s; head in {}\n",
                            h.classes.size(), h.hidden ? "MLP" : "logistic regression",
-                           h.hidden ? fmt::format("({} hidden)", h.hidden) : std::string(), r.report.train_rows + r.report.val_rows,
+                           h.hidden ? fmt::format(" ({} hidden)", h.hidden) : std::string(), r.report.train_rows + r.report.val_rows,
                            r.embed_s, r.fit_s, a.out_dir);
   std::cout << "class\tpositive_frames\theld_out_frame_f1\tthreshold\n";
   for (size_t c = 0; c < h.classes.size(); ++c) {
@@ -47,7 +48,7 @@ int run_train(TrainArgs& a) {
               << (std::isfinite(f) ? fmt::format("{:.3f}", f) : std::string("-")) << "\t"
               << (r.report.thresholds[c] >= 0 ? fmt::format("{:.2f}", r.report.thresholds[c]) : std::string("-")) << "\n";
   }
-  if (!r.warnings.empty()) std::cerr << "earmark train: " << r.warnings.size() << " warning(s), see above\n";
+  if (!r.warnings.empty() && !quiet) std::cerr << "earmark train: " << r.warnings.size() << " warning(s), see above\n";
   return 0;
 }
 

@@ -214,6 +214,13 @@ struct Detector::Impl {
       const size_t k = h.classes.size();
       head_logits.resize(frames * k);
       h.logits(scorer.embeddings().data(), frames, head_logits.data());
+      if (h.exclusive)  // only the best class of the head per frame
+        for (size_t f = 0; f < frames; ++f) {
+          float* row = head_logits.data() + f * k;
+          const size_t best = size_t(std::max_element(row, row + k) - row);
+          for (size_t c = 0; c < k; ++c)
+            if (c != best) row[c] = -1e4f;
+        }
       for (size_t f = 0; f < frames; ++f)
         for (size_t c = 0; c < k; ++c) raw.values[f * width + column + c] = sigmoid(head_logits[f * k + c]);
       column += k;
@@ -268,7 +275,7 @@ Detector::Detector(Config config) : impl_(std::make_unique<Impl>()) {
           !s.config.events.per_class.count(name)) {
         ClassThreshold t;
         t.on = h.thresholds[c];
-        if (t.on < s.config.events.threshold_off) t.off = t.on;
+        t.off = t.on;  // measured: hysteresis below a head's threshold only stretches its events
         s.config.events.per_class[name] = t;
       }
     }

@@ -124,7 +124,8 @@ void Head::save(const std::string& dir) const {
                                 {"pool_columns", pool_columns}}}};
   j["backbone"] = {{"name", backbone}, {"checkpoint_sha256", backbone_sha256}};
   j["architecture"] = {{"type", hidden == 0 ? "logistic_regression" : "mlp"}, {"hidden", hidden},
-                       {"activation", hidden == 0 ? "none" : "relu"}, {"output", "sigmoid per class"}};
+                       {"activation", hidden == 0 ? "none" : "relu"}, {"output", "sigmoid per class"},
+                       {"exclusive", exclusive}};
   json th = json::object();
   for (size_t c = 0; c < thresholds.size(); ++c)
     if (thresholds[c] >= 0) th[classes[c]] = thresholds[c];
@@ -176,6 +177,7 @@ Head Head::load(const std::string& path) {
     h.backbone = j.at("backbone").value("name", std::string());
     h.backbone_sha256 = j.at("backbone").at("checkpoint_sha256").get<std::string>();
     h.hidden = j.at("architecture").at("hidden").get<int>();
+    h.exclusive = j.at("architecture").value("exclusive", false);
     h.thresholds.assign(h.classes.size(), -1.0);
     if (j.contains("thresholds")) {
       for (const auto& [name, v] : j.at("thresholds").items()) {

@@ -40,6 +40,9 @@ struct Head {
   std::vector<float> mean, inv_std;        // dim each
   std::vector<float> w1, b1, w2, b2;       // see the file layout above (w1/b1 empty for hidden == 0)
   std::vector<double> thresholds;          // per class, suggested event on-threshold; < 0: none
+  // The classes exclude each other (trained on single-label clips): the detector keeps only
+  // the highest-scoring class of the head in each frame.
+  bool exclusive = false;
   std::string training_json = "{}";       // metrics and settings of the training run (JSON object)
   std::string source;                      // where it was loaded from (for messages)
 

@@ -387,14 +387,41 @@ TrainData build_train_data(const TrainOptions& opt, const Embedder& embedder, co
       audio.push_back(std::move(s));
       used.push_back(neg_files[i]);
     }
-    std::vector<std::vector<float>> embs;
-    const auto cells = embedder.embed_many(audio, embs);
-    const std::vector<float> zero(k, 0.0f);
+    // Recordings are embedded in pieces of kPieceS seconds: every piece start and end is then an
+    // example of the file edges (where the network's input is padded with silence), which
+    // the detector meets at the start and end of every file.
+    constexpr double kPieceS = 6.0;
+    const size_t piece = size_t(kPieceS * kSampleRate);
+    std::vector<std::vector<float>> pieces;
+    std::vector<int> piece_group;
     for (size_t i = 0; i < audio.size(); ++i) {
-      // Groups of ~10 s so that part of a long recording can be held out.
-      for (int g = 0; g < cells[i]; ++g) d.frames.add(embs[i].data() + size_t(g) * size_t(dim), zero, next_group + g / 31);
-      next_group += cells[i] / 31 + 1;
-      d.negative_rows += size_t(cells[i]);
+      for (size_t start = 0; start < audio[i].size(); start += piece) {
+        const size_t end = std::min(audio[i].size(), start + piece);
+        if (end - start < kCellSamples && start > 0) break;
+        pieces.emplace_back(audio[i].begin() + long(start), audio[i].begin() + long(end));
+        piece_group.push_back(next_group + int(start / (2 * piece)));  // ~12 s held out together
+      }
+      next_group += int(audio[i].size() / (2 * piece)) + 1;
+    }
+    // Synthetic noise (white, pink, brown at -70 to -20 dBFS): broadband hiss and rumble are
+    // in most recordings and must not pass for any class.
+    Rng noise_rng(opt.fit.seed ^ 0x5bd1e995ULL);
+    for (int i = 0; opt.noise_negatives && i < 9; ++i) {
+      static const char* kColours[] = {"white", "pink", "brown"};
+      auto n = synth::make_noise(kColours[i % 3], piece, kSampleRate, noise_rng.g());
+      const double level = std::pow(10.0, noise_rng.uniform(-70, -20) / 20.0);
+      for (auto& v : n) v = float(v * level);
+      pieces.push_back(std::move(n));
+      piece_group.push_back(next_group++);
+    }
+    std::vector<std::vector<float>> embs;
+    const auto cells = embedder.embed_many(pieces, embs);
+    const std::vector<float> zero(k, 0.0f);
+    for (size_t i = 0; i < pieces.size(); ++i) {
+      for (int g = 0; g < cells[i]; ++g) d.frames.add(embs[i].data() + size_t(g) * size_t(dim), zero, piece_group[i]);
+      if (i < pieces.size() - (opt.noise_negatives ? 9 : 0)) d.negative_rows += size_t(cells[i]);
+    }
+    for (size_t i = 0; i < audio.size(); ++i) {
       audio[i].resize(std::min(audio[i].size(), size_t(kSampleRate) * 60));
       negatives.push_back({used[i], std::move(audio[i])});
     }
@@ -463,7 +490,14 @@ TrainData build_train_data(const TrainOptions& opt, const Embedder& embedder, co
         const std::string& l = d.classes[size_t(std::get<2>(sp))];
         if (std::find(p.fr.labels.begin(), p.fr.labels.end(), l) == p.fr.labels.end()) p.fr.labels.push_back(l);
       }
-      p.versions.push_back({s, 0});
+      if (weak) {  // the clip alone, with digital silence around it (negatives of "nothing")
+        const size_t pre = size_t(rng.uniform(0.3, 1.3) * kSampleRate), post = size_t(rng.uniform(0.3, 1.3) * kSampleRate);
+        std::vector<float> padded(pre + s.size() + post, 0.0f);
+        std::copy(s.begin(), s.end(), padded.begin() + long(pre));
+        p.versions.push_back({std::move(padded), pre});
+      } else {
+        p.versions.push_back({s, 0});
+      }
       for (int m = 0; weak && m < opt.mixes; ++m) {
         const size_t pre = size_t(rng.uniform(0.3, 1.3) * kSampleRate), post = size_t(rng.uniform(0.3, 1.3) * kSampleRate);
         const size_t total = pre + s.size() + post;
@@ -473,8 +507,15 @@ TrainData build_train_data(const TrainOptions& opt, const Embedder& embedder, co
           const size_t start = src.size() > total ? rng.index(src.size() - total) : 0;
           bed.resize(total);
           for (size_t i = 0; i < total; ++i) bed[i] = src[(start + i) % src.size()];
+          if (rng.uniform() < 0.5) {  // and noise under it half of the time
+            const auto n = synth::make_noise(rng.uniform() < 0.5 ? "pink" : "white", total, kSampleRate, rng.g());
+            const double level = std::max(1e-5, rms(bed)) * std::pow(10.0, -rng.uniform(0, 20) / 20.0);
+            for (size_t i = 0; i < total; ++i) bed[i] += float(level * n[i]);
+          }
         } else {
           bed = synth::make_noise(rng.uniform() < 0.5 ? "pink" : "white", total, kSampleRate, rng.g());
+          const double level = std::pow(10.0, rng.uniform(-60, -25) / 20.0);
+          for (auto& v : bed) v = float(v * level);
         }
         const double bed_rms = std::max(1e-6, rms(std::span<const float>(bed).subspan(pre, s.size())));
         const double snr = rng.uniform(opt.snr_min_db, opt.snr_max_db);
@@ -571,6 +612,9 @@ TrainResult fit_train_data(const TrainData& data, const TrainOptions& opt, const
   h.context_s = embedder.config().frames.context_s;
   h.pool_columns = embedder.config().frames.pool_columns;
   h.thresholds = r.report.thresholds;
+  // Clips with one label each: the classes exclude each other, and the detector keeps only
+  // the best of them per frame (a drawer must not also come out as a knock).
+  h.exclusive = std::all_of(data.files.begin(), data.files.end(), [](const TrainData::FileRows& f) { return f.labels.size() == 1; });
   nlohmann::json t;
   t["seed"] = opt.fit.seed;
   t["clips"] = opt.clips;

@@ -12,9 +12,12 @@
 //    (not adjacent) are background negatives, the rest are left out;
 //  * every clip is also a negative for every other class; `--negatives` recordings (any
 //    length, without the sounds) give background negatives;
-//  * augmentation: each weak clip is also mixed `mixes` times into an excerpt of a negatives
-//    recording (or into pink/white noise without --negatives) at a random SNR, at a random
-//    position, so that the head sees the sound over a background and the background around it.
+//  * synthetic white/pink/brown noise at random levels is always added as negatives, and
+//    negatives recordings are embedded in 6 s pieces (each piece's edges look like file edges);
+//  * augmentation: each weak clip is embedded with digital silence around it, and mixed
+//    `mixes` times into an excerpt of a negatives recording (half of the time with noise added;
+//    pink/white noise alone without --negatives) at a random SNR and position, so that the head
+//    sees the sound over a background and the background around it.
 // Training is full-batch Adam on the standardised embeddings, with per-class positive weights
 // (negatives / positives, capped) against imbalance, early stopping on a held-out split of the
 // clips (by file), then a refit on all data for the chosen number of epochs. Everything
@@ -127,6 +130,7 @@ struct TrainOptions {
   double min_clip_s = 0.05;      // shorter clips are skipped with a warning
   double active_db = 15;         // weak labels: positive cells are within this of the loudest
   int min_clips = 2;             // per class; fewer is an error
+  bool noise_negatives = true;   // add white/pink/brown noise at random levels as negatives
 };
 
 // Embeddings of every usable clip and negative, labelled; `warnings` lists skipped files.
