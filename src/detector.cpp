@@ -1,6 +1,7 @@
 // Detector: the pipeline decode -> features -> model -> detect for one file, streaming in
 // blocks so that memory stays bounded whatever the file's length.
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -265,9 +266,14 @@ Detector::Detector(Config config) : impl_(std::make_unique<Impl>()) {
     h.check_compatible(s.sha256, s.net->info().embedding_dim, s.config.frames);
     for (size_t c = 0; c < h.classes.size(); ++c) {
       const std::string& name = h.classes[c];
+      // Label names are matched case-insensitively by the events settings (per_class, allow, ...).
+      auto lower = [](std::string x) {
+        for (auto& ch : x) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+        return x;
+      };
       for (const auto& l : s.labels)
-        if (l.name == name)
-          throw Error(h.source + ": class '" + name + "' is already a label" +
+        if (lower(l.name) == lower(name))
+          throw Error(h.source + ": class '" + name + "' is already a label ('" + l.name + "')" +
                       (l.mid.rfind("head:", 0) == 0 ? " of another head (" + l.mid.substr(5) + ")" : " of the AudioSet model") +
                       "; rename the class (train again with another folder/label name) or use model.head_only");
       s.labels.push_back(LabelInfo{int(s.labels.size()), "head:" + h.source, name});

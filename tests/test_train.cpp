@@ -215,6 +215,9 @@ TEST_F(TrainTest, CorruptOrForeignHeadsAreErrorsNamingTheFile) {
   clash.save((dir / "clash").string());
   cfg.model.heads = {(dir / "clash").string()};
   EXPECT_NE(error_of([&] { Detector d(cfg); }).find("class 'Speech' is already a label"), std::string::npos);
+  clash.classes[0] = "speech";  // names are matched case-insensitively by per_class, allow, deny
+  clash.save((dir / "clash").string());
+  EXPECT_NE(error_of([&] { Detector d(cfg); }).find("class 'speech' is already a label ('Speech')"), std::string::npos);
   cfg.model.head_only = true;
   EXPECT_NO_THROW(Detector{cfg});
   cfg.model.head_only = false;
