@@ -68,6 +68,8 @@ struct DetectOptions {
   std::string models_dir;
   std::string method;
   std::vector<std::string> formats;
+  std::vector<std::string> heads;
+  bool head_only = false;
   int threads = -1;
   double threshold = -1;
   bool frame_scores = false;
@@ -112,6 +114,8 @@ int run_detect(const DetectOptions& o) {
   if (!o.formats.empty()) cfg.output.formats = o.formats;
   if (o.frame_scores) cfg.output.frame_scores = true;
   if (o.naive) cfg.frames = detect::naive_frames_config();
+  cfg.model.heads.insert(cfg.model.heads.end(), o.heads.begin(), o.heads.end());
+  if (o.head_only) cfg.model.head_only = true;
 
   const Detector det(cfg);
   std::vector<FileResult> results;
@@ -180,6 +184,9 @@ void add_detect_command(CLI::App& app) {
   cmd->add_option("-t,--threads", o->threads, "network threads (0: all cores)");
   cmd->add_option("--method", o->method, "frame scores: columns (default) or windows");
   cmd->add_option("--threshold", o->threshold, "detection threshold for every class (0..1)");
+  cmd->add_option("--head", o->heads, "custom-class head folder from `earmark train` (repeatable; adds its classes)")
+      ->allow_extra_args(false);
+  cmd->add_flag("--head-only", o->head_only, "report only the heads' classes, not the AudioSet ones");
   cmd->add_option("--format", o->formats, "output formats: csv, json, audacity, tsv")->delimiter(',');
   cmd->add_flag("--frame-scores", o->frame_scores, "include the frame score grid in the JSON output");
   cmd->add_flag("--scores", o->scores, "also write each file's frame scores as <out>/<stem>.scores.tsv (for eval --scores)");

@@ -16,6 +16,7 @@ void add_synth_command(CLI::App& app);
 void add_report_command(CLI::App& app);
 void add_tune_command(CLI::App& app);
 void add_serve_command(CLI::App& app);
+void add_train_command(CLI::App& app);
 // Further verbs (detect, labels, eval, tune, synth, report, serve, train) add a line here and
 // one in main().
 

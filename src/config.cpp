@@ -2,6 +2,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <sstream>
@@ -47,6 +48,12 @@ void Config::validate() const {
   if (model.name.empty()) bad("model.name", "is empty: give a model name such as mn04_as or a checkpoint path");
   if (model.threads < 0 || model.threads > 256) bad("model.threads", "must be between 0 (auto) and 256");
   if (model.batch < 1 || model.batch > 256) bad("model.batch", "must be between 1 and 256");
+  for (const auto& h : model.heads)
+    if (h.empty()) bad("model.heads", "has an empty entry: give the folders `earmark train -o` wrote");
+  if (model.head_only && model.heads.empty())
+    bad("model.head_only", "is true but model.heads is empty: add a head folder or set head_only to false");
+  if (!model.heads.empty() && frames.method != "columns")
+    bad("frames.method", "must be 'columns' with model.heads (heads score the network's frame embeddings)");
 
   if (frames.method != "columns" && frames.method != "windows")
     bad("frames.method", "must be 'columns' or 'windows', not '" + frames.method + "'");
@@ -102,11 +109,18 @@ Config Config::from_yaml_text(const std::string& text, const std::string& origin
   check_known(root, {"model", "condition", "frames", "events", "output"}, origin, "");
 
   const auto m = root["model"];
-  check_known(m, {"name", "models_dir", "threads", "batch"}, origin, "model");
+  check_known(m, {"name", "models_dir", "threads", "batch", "heads", "head_only", "head_thresholds"}, origin, "model");
   get(m, "name", c.model.name, origin, "model");
   get(m, "models_dir", c.model.models_dir, origin, "model");
   get(m, "threads", c.model.threads, origin, "model");
   get(m, "batch", c.model.batch, origin, "model");
+  if (m && m["heads"] && m["heads"].IsScalar()) {
+    c.model.heads = {m["heads"].as<std::string>()};
+  } else {
+    get(m, "heads", c.model.heads, origin, "model");
+  }
+  get(m, "head_only", c.model.head_only, origin, "model");
+  get(m, "head_thresholds", c.model.head_thresholds, origin, "model");
 
   const auto cond = root["condition"];
   check_known(cond, {"dc_remove", "highpass", "denoise", "normalize"}, origin, "condition");
@@ -205,7 +219,12 @@ Config Config::from_file(const std::string& path) {
   if (!in) throw Error(path + ": cannot open the config file (check the path and permissions)");
   std::stringstream ss;
   ss << in.rdbuf();
-  return from_yaml_text(ss.str(), path);
+  Config c = from_yaml_text(ss.str(), path);
+  // Head folders named relative to the config file are taken from its folder.
+  for (auto& h : c.model.heads)
+    if (!h.empty() && std::filesystem::path(h).is_relative())
+      h = (std::filesystem::path(path).parent_path() / h).lexically_normal().string();
+  return c;
 }
 
 std::string Config::to_yaml() const {
@@ -219,6 +238,9 @@ std::string Config::to_yaml() const {
   y << YAML::Key << "models_dir" << YAML::Value << model.models_dir;
   y << YAML::Key << "threads" << YAML::Value << model.threads;
   y << YAML::Key << "batch" << YAML::Value << model.batch;
+  y << YAML::Key << "heads" << YAML::Value << YAML::Flow << model.heads;
+  y << YAML::Key << "head_only" << YAML::Value << model.head_only;
+  y << YAML::Key << "head_thresholds" << YAML::Value << model.head_thresholds;
   y << YAML::EndMap;
   {
     const auto& cc = condition;

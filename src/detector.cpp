@@ -1,6 +1,7 @@
 // Detector: the pipeline decode -> features -> model -> detect for one file, streaming in
 // blocks so that memory stays bounded whatever the file's length.
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -18,6 +19,7 @@
 #include "earmark/earmark.hpp"
 #include "features/logmel.hpp"
 #include "features/thumbnail.hpp"
+#include "model/head.hpp"
 #include "model/labels.hpp"
 #include "model/network.hpp"
 #include "model/registry.hpp"
@@ -71,6 +73,8 @@ struct Detector::Impl {
   std::vector<LabelInfo> labels;
   std::string sha256;
   std::unique_ptr<model::Network> net;
+  std::vector<model::Head> heads;  // custom classes (model.heads), scored after the AudioSet ones
+  size_t audioset_classes = 0;     // AudioSet columns kept in the score grid (0 with head_only)
   // Two or more threads: the front half of the pipeline gets its own thread, the network the rest.
   bool pipelined = false;
 
@@ -87,7 +91,7 @@ struct Detector::Impl {
     condition::QualityAnalyzer quality;
     std::optional<condition::Conditioner> conditioner;
     if (config.condition.any_enabled()) conditioner.emplace(config.condition);
-    model::FrameScorer scorer(*net, config.frames, config.model.batch);
+    model::FrameScorer scorer(*net, config.frames, config.model.batch, !heads.empty());
     size_t samples = 0;
 
     // The front half: one block in, the mel frames it completes out. Returns false at the end.
@@ -199,9 +203,29 @@ struct Detector::Impl {
     raw.frames = scorer.frames();
     raw.labels.reserve(labels.size());
     for (const auto& l : labels) raw.labels.push_back(l.name);
-    raw.values.resize(scorer.logits().size());
-    std::transform(scorer.logits().begin(), scorer.logits().end(), raw.values.begin(),
-                   [](float z) { return 1.0f / (1.0f + std::exp(-z)); });
+    const size_t width = labels.size(), frames = size_t(raw.frames);
+    const size_t net_classes = size_t(net->info().num_classes);
+    raw.values.resize(frames * width);
+    auto sigmoid = [](float z) { return 1.0f / (1.0f + std::exp(-z)); };
+    for (size_t f = 0; f < frames; ++f)
+      for (size_t c = 0; c < audioset_classes; ++c) raw.values[f * width + c] = sigmoid(scorer.logits()[f * net_classes + c]);
+    size_t column = audioset_classes;
+    std::vector<float> head_logits;
+    for (const auto& h : heads) {
+      const size_t k = h.classes.size();
+      head_logits.resize(frames * k);
+      h.logits(scorer.embeddings().data(), frames, head_logits.data());
+      if (h.exclusive)  // only the best class of the head per frame
+        for (size_t f = 0; f < frames; ++f) {
+          float* row = head_logits.data() + f * k;
+          const size_t best = size_t(std::max_element(row, row + k) - row);
+          for (size_t c = 0; c < k; ++c)
+            if (c != best) row[c] = -1e4f;
+        }
+      for (size_t f = 0; f < frames; ++f)
+        for (size_t c = 0; c < k; ++c) raw.values[f * width + column + c] = sigmoid(head_logits[f * k + c]);
+      column += k;
+    }
     r.scores = detect::apply_label_config(raw, config.events);
     r.events = detect::find_events(r.scores, config.events, r.info.duration_s);
     t.events_s += since(t0);
@@ -233,6 +257,36 @@ Detector::Detector(Config config) : impl_(std::make_unique<Impl>()) {
   if (s.net->info().num_classes != int(s.labels.size()))
     throw Error(s.resolved.checkpoint + ": the network has " + std::to_string(s.net->info().num_classes) +
                 " outputs but " + s.resolved.labels + " lists " + std::to_string(s.labels.size()) + " labels");
+  // Custom-class heads: checked against this checkpoint and frames settings, their classes
+  // appended to the label list (or replacing it with head_only).
+  s.audioset_classes = s.config.model.head_only ? 0 : s.labels.size();
+  if (s.config.model.head_only) s.labels.clear();
+  for (const auto& dir : s.config.model.heads) {
+    model::Head h = model::Head::load(dir);
+    h.check_compatible(s.sha256, s.net->info().embedding_dim, s.config.frames);
+    for (size_t c = 0; c < h.classes.size(); ++c) {
+      const std::string& name = h.classes[c];
+      // Label names are matched case-insensitively by the events settings (per_class, allow, ...).
+      auto lower = [](std::string x) {
+        for (auto& ch : x) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+        return x;
+      };
+      for (const auto& l : s.labels)
+        if (lower(l.name) == lower(name))
+          throw Error(h.source + ": class '" + name + "' is already a label ('" + l.name + "')" +
+                      (l.mid.rfind("head:", 0) == 0 ? " of another head (" + l.mid.substr(5) + ")" : " of the AudioSet model") +
+                      "; rename the class (train again with another folder/label name) or use model.head_only");
+      s.labels.push_back(LabelInfo{int(s.labels.size()), "head:" + h.source, name});
+      if (s.config.model.head_thresholds && c < h.thresholds.size() && h.thresholds[c] >= 0 &&
+          !s.config.events.per_class.count(name)) {
+        ClassThreshold t;
+        t.on = h.thresholds[c];
+        t.off = t.on;  // measured: hysteresis below a head's threshold only stretches its events
+        s.config.events.per_class[name] = t;
+      }
+    }
+    s.heads.push_back(std::move(h));
+  }
   // Check label names used by the configuration now, not at the first file.
   FrameScores probe;
   for (const auto& l : s.labels) probe.labels.push_back(l.name);

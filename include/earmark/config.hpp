@@ -23,6 +23,15 @@ struct ModelConfig {
   int threads = 0;
   // Chunks (or windows) are batched through the network this many at a time.
   int batch = 8;
+  // Custom-class heads (folders written by `earmark train`, see docs/custom-classes.md): their
+  // classes are scored on the network's frame embeddings and added to the AudioSet classes.
+  // Each must have been trained on this checkpoint with these frames settings.
+  std::vector<std::string> heads;
+  // Report only the heads' classes (no AudioSet classes). Needs at least one head.
+  bool head_only = false;
+  // Use each head's suggested per-class on-threshold (chosen on its held-out clips at training)
+  // for classes that events.per_class does not set.
+  bool head_thresholds = true;
 };
 
 // How the frame-level score grid is made over long audio.

@@ -129,7 +129,10 @@ class Detector {
   // Same for samples already at 32 kHz mono.
   FileResult detect_samples(std::span<const float> samples, const std::string& name = "<memory>") const;
 
+  // The effective configuration (with the per-class thresholds suggested by model.heads filled in).
   const Config& config() const;
+  // Columns of the score grid: the model's AudioSet labels (none with model.head_only), then
+  // the classes of each model.heads entry (mid "head:<path of its head.json>").
   const std::vector<LabelInfo>& labels() const;
   // sha256 of the loaded checkpoint file.
   const std::string& checkpoint_sha256() const;

@@ -285,6 +285,8 @@ Network& Network::operator=(Network&&) noexcept = default;
 
 const NetworkInfo& Network::info() const { return impl_->info; }
 
+void Network::prepare_thread() { at::globalContext().setFlushDenormal(true); }
+
 int Network::columns_for(int frames) {
   int t = frames;
   for (int i = 0; i < 5; ++i) t = (t - 1) / 2 + 1;  // five stride-2 convolutions with "same" padding

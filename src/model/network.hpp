@@ -46,6 +46,9 @@ class Network {
 
   // Number of output columns for an input of `frames` mel frames.
   static int columns_for(int frames);
+  // Call once on any other thread that runs the network concurrently (each such call then
+  // runs on its caller's thread): sets the flush-to-zero mode the constructor set on its own.
+  static void prepare_thread();
 
  private:
   struct Impl;
