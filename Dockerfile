@@ -1,0 +1,69 @@
+# Earmark service image. Build it with deploy/container/build-image (no registry needed: it makes
+# the Debian base image locally with debootstrap), or with any engine that can pull debian:
+#   podman build --format docker -t earmark .
+# Run:  podman run -p 8080:8080 -v ../shared/models/efficientat:/models:ro earmark
+ARG BASE=docker.io/library/debian:bookworm-slim
+
+# ---- build stage: -dev packages, compiler, ccache ------------------------------------------------
+FROM ${BASE} AS build
+ENV DEBIAN_FRONTEND=noninteractive
+COPY scripts/install-deps /src/scripts/install-deps
+RUN /src/scripts/install-deps --build-only && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+# Only what the binary is built from, so edits to docs, tests or deploy/ keep the cached layers.
+COPY CMakeLists.txt ./
+COPY scripts/build scripts/build
+COPY include include
+COPY src src
+COPY apps apps
+COPY deploy/container/runtime-packages /usr/local/bin/runtime-packages
+# ccache in a build cache mount: a rebuild after a source change recompiles only what changed.
+# Release (no debug info) and no tests/benchmarks: the test stage of CI already builds with -Werror.
+RUN --mount=type=cache,id=earmark-ccache,target=/ccache \
+    CCACHE_DIR=/ccache CCACHE_MAXSIZE=2G CMAKE_CXX_COMPILER_LAUNCHER=ccache \
+    EARMARK_BUILD_TYPE=Release EARMARK_JOBS="$(nproc)" ./scripts/build \
+      -DEARMARK_BUILD_TESTS=OFF -DEARMARK_BUILD_BENCH=OFF -DEARMARK_WERROR=OFF \
+ && mkdir -p /out \
+ && strip --strip-unneeded -o /out/earmark build/earmark \
+ && runtime-packages /out/earmark > /out/runtime-packages \
+ && /out/earmark version
+
+# ---- runtime stage: shared libraries only, non-root ----------------------------------------------
+FROM ${BASE} AS runtime
+ARG EARMARK_VERSION=dev
+LABEL org.opencontainers.image.title="earmark" \
+      org.opencontainers.image.description="Sound event detection service (EfficientAT AudioSet, LibTorch)" \
+      org.opencontainers.image.version="${EARMARK_VERSION}" \
+      org.opencontainers.image.licenses="MIT"
+ENV DEBIAN_FRONTEND=noninteractive
+COPY --from=build /out/runtime-packages /tmp/runtime-packages
+# The packages that own the libraries the binary loads (ldd, see deploy/container/runtime-packages),
+# OpenBLAS as the BLAS/LAPACK alternative (LibTorch's matmuls; the reference BLAS is ~30x slower),
+# curl + ca-certificates for the model download and the health check, tini as PID 1.
+RUN apt-get update -qq \
+ && apt-get install -y -qq --no-install-recommends $(cat /tmp/runtime-packages) \
+      libopenblas0-pthread ca-certificates curl tini >/dev/null \
+ && for lib in libblas.so.3 liblapack.so.3; do \
+      p=$(ls /usr/lib/*/openblas-pthread/$lib) && t=$(basename "$(dirname "$(dirname "$p")")") \
+      && update-alternatives --set "$lib-$t" "$p" >/dev/null || exit 1; \
+    done \
+ && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/* /tmp/runtime-packages \
+ && useradd --system --uid 10001 --user-group --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin earmark \
+ && mkdir -p /models /data \
+ && chown earmark:earmark /models /data
+COPY --from=build /out/earmark /usr/local/bin/earmark
+COPY scripts/fetch-models /usr/local/bin/earmark-fetch-models
+COPY deploy/container/entrypoint /usr/local/bin/earmark-entrypoint
+# Models: mount a folder with mn04_as_mAP_432.pt + class_labels_indices.csv at /models (read-only is
+# fine), or let the entrypoint download them (sha256-verified) when /models is empty and writable.
+ENV EARMARK_MODELS=/models \
+    EARMARK_STORE=/data \
+    EARMARK_QUEUE=memory \
+    HOME=/tmp
+USER 10001:10001
+WORKDIR /data
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+  CMD curl -fsS -o /dev/null "http://127.0.0.1:${EARMARK_PORT:-8080}/healthz" || exit 1
+ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/earmark-entrypoint"]
+CMD ["serve", "--host", "0.0.0.0", "--port", "8080"]
