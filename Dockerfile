@@ -17,12 +17,16 @@ COPY include include
 COPY src src
 COPY apps apps
 COPY deploy/container/runtime-packages /usr/local/bin/runtime-packages
-# ccache in a build cache mount: a rebuild after a source change recompiles only what changed.
-# Release (no debug info) and no tests/benchmarks: the test stage of CI already builds with -Werror.
+# ccache: a build cache mount, or the host's ccache folder when deploy/container/build-image is given
+# --ccache-dir (CI: the objects of its test build are reused, so the image compiles next to nothing).
+# The same flags as scripts/test's build (RelWithDebInfo, -Werror; the binary is stripped below)
+# without tests and benchmarks; CCACHE_BASEDIR/NOHASHDIR make hits independent of the checkout path.
+ARG EARMARK_CCACHE_DIR=/ccache
 RUN --mount=type=cache,id=earmark-ccache,target=/ccache \
-    CCACHE_DIR=/ccache CCACHE_MAXSIZE=2G CMAKE_CXX_COMPILER_LAUNCHER=ccache \
-    EARMARK_BUILD_TYPE=Release EARMARK_JOBS="$(nproc)" ./scripts/build \
-      -DEARMARK_BUILD_TESTS=OFF -DEARMARK_BUILD_BENCH=OFF -DEARMARK_WERROR=OFF \
+    CCACHE_DIR="$EARMARK_CCACHE_DIR" CCACHE_BASEDIR=/src CCACHE_NOHASHDIR=1 CCACHE_MAXSIZE=2G \
+    CMAKE_CXX_COMPILER_LAUNCHER=ccache EARMARK_JOBS="$(nproc)" \
+    sh -c 'ccache --zero-stats >/dev/null && ./scripts/build "$@"' build -DEARMARK_BUILD_TESTS=OFF -DEARMARK_BUILD_BENCH=OFF \
+ && (CCACHE_DIR="$EARMARK_CCACHE_DIR" ccache --show-stats | grep -iE '^ *(hits|misses|cacheable)' || true) \
  && mkdir -p /out \
  && strip --strip-unneeded -o /out/earmark build/earmark \
  && runtime-packages /out/earmark > /out/runtime-packages \

@@ -3,6 +3,10 @@
 //
 //   node deploy/helm/validate.mjs NODE_MODULES_DIR MANIFEST.yaml...
 //
+// The package's compiled schemas accept unknown fields (which an API server with strict field
+// validation rejects), so unknown fields are found separately from the package's TypeScript
+// declarations: a misspelt key such as readOnlyRootFileSystem is an error here.
+//
 // NODE_MODULES_DIR holds kubernetes-models and js-yaml (deploy/helm/check installs them into a
 // cache folder outside the repository). Exit status 1 with one line per problem, naming the file,
 // the object and the field.
@@ -20,6 +24,53 @@ const yaml = (await load("js-yaml/dist/js-yaml.mjs")).default;
 
 const problems = [];
 let checked = 0;
+
+// Field names per declaration file: {props: Map(name -> {file of the element type or null})}.
+const declarations = new Map();
+function declaration(file) {
+  if (declarations.has(file)) return declarations.get(file);
+  let result = null;
+  if (fs.existsSync(file)) {
+    const text = fs.readFileSync(file, "utf8");
+    const imports = new Map();
+    for (const m of text.matchAll(/^import \{ (\w+) \} from "([^"]+)";$/gm)) {
+      const target = m[2].startsWith(".")
+        ? path.join(path.dirname(file), m[2].replace(/\.js$/, ".d.ts"))
+        : path.join(modules, `${m[2]}.d.ts`);
+      imports.set(m[1], target);
+    }
+    const body = text.match(/^export interface \w+[^{]*\{\n([\s\S]*?)^\}/m);
+    if (body) {
+      const props = new Map();
+      for (const m of body[1].matchAll(/^ {4}"([^"]+)"\??: (.*)$/gm)) {
+        const type = m[2].trim();
+        const named = type.match(/^(?:Array<)?(\w+)>?;$/);
+        props.set(m[1], named && imports.has(named[1]) ? imports.get(named[1]) : null);
+      }
+      result = { props };
+    }
+  }
+  declarations.set(file, result);
+  return result;
+}
+
+// Reports keys of VALUE that the declaration in FILE does not have, recursively.
+function unknownFields(value, file, where, at) {
+  const decl = declaration(file);
+  if (!decl || value === null || typeof value !== "object") return;
+  if (Array.isArray(value)) {
+    value.forEach((v, i) => unknownFields(v, file, where, `${at}[${i}]`));
+    return;
+  }
+  for (const [key, v] of Object.entries(value)) {
+    if (!decl.props.has(key)) {
+      problems.push(`${where}: unknown field ${at}.${key}`);
+      continue;
+    }
+    const child = decl.props.get(key);
+    if (child) unknownFields(v, child, where, `${at}.${key}`);
+  }
+}
 
 function matches(selector, labels) {
   return Object.entries(selector || {}).every(([k, v]) => (labels || {})[k] === v);
@@ -48,6 +99,7 @@ for (const file of files) {
       const details = (e.errors || []).map((x) => `${x.instancePath || "/"} ${x.message}${x.params?.additionalProperty ? ` (${x.params.additionalProperty})` : ""}`);
       problems.push(`${where}: ${details.length ? details.join("; ") : e.message}`);
     }
+    unknownFields(doc, path.join(modules, modulePath.replace(/\.js$/, ".d.ts")), where, "");
     checked++;
     objects.push(doc);
     const spec = doc.spec || {};
