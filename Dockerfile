@@ -60,7 +60,9 @@ COPY scripts/fetch-models /usr/local/bin/earmark-fetch-models
 COPY deploy/container/entrypoint /usr/local/bin/earmark-entrypoint
 # Models: mount a folder with mn04_as_mAP_432.pt + class_labels_indices.csv at /models (read-only is
 # fine), or let the entrypoint download them (sha256-verified) when /models is empty and writable.
-ENV EARMARK_MODELS=/models \
+# (PATH explicitly: an imported base image, as build-image makes, has no environment.)
+ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    EARMARK_MODELS=/models \
     EARMARK_STORE=/data \
     EARMARK_QUEUE=memory \
     HOME=/tmp
