@@ -80,7 +80,7 @@ TEST(Shard, ShardsCoverEveryFileOnce) {
 
 TEST(Shard, BadSpecIsAUsageError) {
   TempDir dir;
-  for (const std::string bad : {"2/2", "1", "/3", "a/b", "-1/2", "1/2/3"}) {
+  for (const std::string bad : {"2/2", "0/0", "1", "a/b", "-1/2", "1/2/3"}) {
     int status = -1;
     const auto log = detect(dir.path(), dir.path() / "out", "'" + bad + "'", &status);
     EXPECT_EQ(status, 2) << bad << ": " << log;
