@@ -8,8 +8,12 @@ ARG BASE=docker.io/library/debian:bookworm-slim
 FROM ${BASE} AS build
 ENV DEBIAN_FRONTEND=noninteractive
 COPY scripts/install-deps /src/scripts/install-deps
-RUN /src/scripts/install-deps --build-only && rm -rf /var/lib/apt/lists/*
+# Downloaded .debs stay in a build cache mount, so a change to install-deps re-downloads nothing.
+RUN --mount=type=cache,id=earmark-apt,target=/var/cache/apt/archives \
+    /src/scripts/install-deps --build-only && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
+# ccache hashes LANG/LC_*: the same value as CI's test build (.ci/run) so that its objects hit.
+ENV LANG=C.UTF-8
 # Only what the binary is built from, so edits to docs, tests or deploy/ keep the cached layers.
 COPY CMakeLists.txt ./
 COPY scripts/build scripts/build
@@ -44,14 +48,15 @@ COPY --from=build /out/runtime-packages /tmp/runtime-packages
 # The packages that own the libraries the binary loads (ldd, see deploy/container/runtime-packages),
 # OpenBLAS as the BLAS/LAPACK alternative (LibTorch's matmuls; the reference BLAS is ~30x slower),
 # curl + ca-certificates for the model download and the health check, tini as PID 1.
-RUN apt-get update -qq \
+RUN --mount=type=cache,id=earmark-apt,target=/var/cache/apt/archives \
+    apt-get update -qq \
  && apt-get install -y -qq --no-install-recommends $(cat /tmp/runtime-packages) \
       libopenblas0-pthread ca-certificates curl tini >/dev/null \
  && for lib in libblas.so.3 liblapack.so.3; do \
       p=$(ls /usr/lib/*/openblas-pthread/$lib) && t=$(basename "$(dirname "$(dirname "$p")")") \
       && update-alternatives --set "$lib-$t" "$p" >/dev/null || exit 1; \
     done \
- && apt-get clean && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/* /tmp/runtime-packages \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/* /tmp/runtime-packages \
  && useradd --system --uid 10001 --user-group --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin earmark \
  && mkdir -p /models /data \
  && chown earmark:earmark /models /data
