@@ -15,6 +15,7 @@ void add_eval_command(CLI::App& app);
 void add_synth_command(CLI::App& app);
 void add_report_command(CLI::App& app);
 void add_tune_command(CLI::App& app);
+void add_serve_command(CLI::App& app);
 // Further verbs (detect, labels, eval, tune, synth, report, serve, train) add a line here and
 // one in main().
 

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   earmark::cli::add_synth_command(app);
   earmark::cli::add_report_command(app);
   earmark::cli::add_tune_command(app);
+  earmark::cli::add_serve_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

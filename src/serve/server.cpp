@@ -1,0 +1,935 @@
+#include "serve/server.hpp"
+
+#include <httplib.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "decode/decoder.hpp"
+#include "detect/review.hpp"
+#include "earmark/earmark.hpp"
+#include "model/labels.hpp"
+#include "model/registry.hpp"
+#include "report/report.hpp"
+#include "report/writers.hpp"
+#include "serve/queue.hpp"
+#include "serve/store.hpp"
+#include "util/sha256.hpp"
+
+namespace earmark::serve {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// An answer other than 2xx, with a stable machine-readable code.
+struct ApiError {
+  ApiError(int s, std::string c, std::string m, int retry = 0, std::string j = {})
+      : status(s), code(std::move(c)), message(std::move(m)), retry_after(retry), job(std::move(j)) {}
+  int status;
+  std::string code;
+  std::string message;
+  int retry_after;
+  std::string job;
+};
+
+std::string error_body(const std::string& code, const std::string& message, const std::string& job = {}) {
+  json e = {{"code", code}, {"message", message}};
+  if (!job.empty()) e["job"] = job;
+  return json{{"error", e}}.dump() + "\n";
+}
+
+std::string slurp(const std::string& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::ostringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+std::string content_type_for(const std::string& name) {
+  const std::string ext = fs::path(name).extension().string();
+  if (ext == ".html") return "text/html; charset=utf-8";
+  if (ext == ".json") return "application/json";
+  if (ext == ".csv") return "text/csv; charset=utf-8";
+  if (ext == ".md") return "text/markdown; charset=utf-8";
+  if (ext == ".txt" || ext == ".tsv") return "text/plain; charset=utf-8";
+  if (ext == ".png") return "image/png";
+  if (ext == ".wav") return "audio/wav";
+  if (ext == ".flac") return "audio/flac";
+  if (ext == ".ogg" || ext == ".oga") return "audio/ogg";
+  if (ext == ".opus") return "audio/ogg";
+  if (ext == ".mp3") return "audio/mpeg";
+  if (ext == ".m4a" || ext == ".aac") return "audio/mp4";
+  if (ext == ".webm") return "audio/webm";
+  return "application/octet-stream";
+}
+
+// Route pattern of a path, for metric labels (bounded set).
+std::string route_of(const std::string& method, const std::string& path) {
+  if (path == "/" || path == "/healthz" || path == "/readyz" || path == "/metrics" || path == "/v1/labels" ||
+      path == "/v1/detect" || path == "/v1/jobs")
+    return path;
+  if (path.rfind("/demo/", 0) == 0) return "/demo/{name}";
+  if (path.rfind("/v1/jobs/", 0) == 0) {
+    const std::string rest = path.substr(9);
+    const auto slash = rest.find('/');
+    if (slash == std::string::npos) return "/v1/jobs/{id}";
+    const std::string tail = rest.substr(slash + 1);
+    for (const char* t : {"report", "files", "results", "audio"})
+      if (tail == t || tail.rfind(std::string(t) + "/", 0) == 0)
+        return std::string("/v1/jobs/{id}/") + t + (tail == t ? "" : "/{name}");
+  }
+  return "other";
+}
+
+std::string hostname() {
+  char buf[256] = {0};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "host";
+  return buf;
+}
+
+thread_local Clock::time_point t_request_start;
+
+// Keeps a message's lease alive while a long task runs.
+class LeaseKeeper {
+ public:
+  LeaseKeeper(Queue& q, const Message& m, std::string consumer, std::chrono::milliseconds every)
+      : thread_([this, &q, m, consumer, every] {
+          std::unique_lock lock(m_);
+          while (!cv_.wait_for(lock, every, [this] { return done_; })) {
+            lock.unlock();
+            try {
+              q.extend(m, consumer);
+            } catch (const Error&) {
+              // The queue is unreachable: the lease may lapse and another worker may redo the
+              // file; results are idempotent, so that only costs time.
+            }
+            lock.lock();
+          }
+        }) {}
+  ~LeaseKeeper() {
+    {
+      std::lock_guard lock(m_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  std::mutex m_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;
+};
+
+}  // namespace
+
+// ------------------------------------------------------------------------- config
+
+void ServeConfig::resolve() {
+  auto env = [](const char* n) -> std::string {
+    const char* v = std::getenv(n);
+    return v ? v : "";
+  };
+  if (store.empty()) store = env("EARMARK_STORE");
+  if (store.empty()) store = "earmark-store";
+  if (queue.empty()) queue = env("EARMARK_QUEUE");
+  if (queue.empty()) queue = "memory";
+  if (models_dir.empty()) models_dir = env("EARMARK_MODELS");
+  if (workers <= 0) workers = int(std::max(1u, std::thread::hardware_concurrency() / 2));
+  if (max_inflight <= 0) max_inflight = std::max(1, http_threads - 4);
+}
+
+void ServeConfig::validate() const {
+  static const std::set<std::string> roles = {"all", "gateway", "worker", "reporter"};
+  if (!roles.count(role)) throw Error("--role '" + role + "': use all, gateway, worker or reporter");
+  if (port < 0 || port > 65535) throw Error("--port " + std::to_string(port) + ": use 0-65535");
+  if (!(max_upload_mb > 0)) throw Error("--max-upload-mb must be more than 0");
+  if (workers < 1 || workers > 256) throw Error("--workers " + std::to_string(workers) + ": use 1-256");
+  if (lease_s < 1) throw Error("lease must be at least 1 s");
+  if (http_threads < 2) throw Error("http threads must be at least 2");
+  if (queue != "memory" && !is_redis_url(queue))
+    throw Error("--queue '" + queue + "': use memory or redis://HOST:PORT");
+  if (queue == "memory" && role != "all")
+    throw Error("--role " + role + " needs a shared queue: pass --queue redis://HOST:PORT (or set EARMARK_QUEUE); "
+                "the memory queue only works inside one process (--role all)");
+}
+
+// ------------------------------------------------------------------------- service
+
+struct Service::Impl {
+  ServeConfig cfg;
+  Metrics metrics;
+  std::unique_ptr<Store> store;
+  std::unique_ptr<Queue> queue;
+  httplib::Server http;
+  std::thread http_thread;
+  std::vector<std::thread> workers;
+  std::thread reporter;
+  std::atomic<bool> stopping{false};   // no new work
+  std::atomic<bool> workers_stop{false};
+  std::atomic<int> workers_ready{0};
+  std::atomic<int> workers_busy{0};
+  std::atomic<int> inflight{0};
+  std::string model_error;  // why a worker could not load the model
+  std::mutex m;
+  std::condition_variable cv;
+  bool started = false, stopped = false, finished = false;
+  int bound_port = 0;
+  std::string consumer_prefix;
+  Config det_cfg;
+  std::vector<LabelInfo> labels;
+  std::string labels_error;
+  std::string model_name, checkpoint_path, checkpoint_sha;
+  // Jobs this gateway accepted and has not yet seen finish (for the jobs-by-state gauge).
+  std::mutex jobs_m;
+  std::set<std::string> active_jobs;
+  std::map<std::string, double> finished_jobs;  // state -> count
+
+  bool has_gateway() const { return cfg.role == "all" || cfg.role == "gateway"; }
+  bool has_workers() const { return cfg.role == "all" || cfg.role == "worker"; }
+  bool has_reporter() const { return cfg.role == "all" || cfg.role == "reporter"; }
+  std::chrono::milliseconds lease() const { return std::chrono::milliseconds(cfg.lease_s * 1000LL); }
+
+  void count_error(const std::string& code) { metrics.counter_add("earmark_errors_total", {{"code", code}}); }
+
+  void log(const std::string& s) {
+    static std::mutex lm;
+    std::lock_guard lock(lm);
+    std::cerr << "earmark serve [" << cfg.role << "]: " << s << "\n";
+  }
+
+  // ---------------------------------------------------------------- setup
+
+  void setup_metrics() {
+    metrics.describe("earmark_http_requests_total", "counter", "HTTP requests by route, method and status code.");
+    metrics.describe("earmark_http_request_duration_seconds", "histogram", "HTTP request latency by route.");
+    metrics.describe("earmark_queue_depth", "gauge", "Messages not yet acknowledged, by stream.");
+    metrics.describe("earmark_audio_seconds_total", "counter", "Seconds of audio processed by this process's workers.");
+    metrics.describe("earmark_files_processed_total", "counter", "Files processed by workers, by result (ok, error).");
+    metrics.describe("earmark_errors_total", "counter", "Errors by stable error code.");
+    metrics.describe("earmark_jobs", "gauge", "Jobs accepted by this gateway, by state.");
+    metrics.describe("earmark_jobs_submitted_total", "counter", "Jobs accepted by this gateway (sync detects included).");
+    metrics.describe("earmark_reports_total", "counter", "Reports written by this process's reporter.");
+    metrics.describe("earmark_ready", "gauge", "1 when /readyz would answer 200.");
+    metrics.describe("earmark_workers_busy", "gauge", "Worker threads busy with a file.");
+    metrics.describe("earmark_up", "gauge", "1 while the process serves.");
+    metrics.gauge_set("earmark_up", {{"role", cfg.role}}, 1);
+    // Ensure the counters exist from the start (so rate() works from the first scrape).
+    metrics.counter_add("earmark_audio_seconds_total", {}, 0);
+    metrics.counter_add("earmark_jobs_submitted_total", {}, 0);
+    metrics.on_render([this](Metrics& mt) {
+      for (const char* s : {kDetectStream, kReportStream}) {
+        try {
+          if (queue) mt.gauge_set("earmark_queue_depth", {{"stream", s}}, double(queue->depth(s)));
+        } catch (const Error&) {
+        }
+      }
+      mt.gauge_set("earmark_ready", {}, ready() ? 1 : 0);
+      mt.gauge_set("earmark_workers_busy", {}, workers_busy.load());
+      if (has_gateway()) refresh_job_gauge(mt);
+    });
+  }
+
+  void refresh_job_gauge(Metrics& mt) {
+    std::lock_guard lock(jobs_m);
+    std::map<std::string, double> now = {{"queued", 0}, {"running", 0}, {"reporting", 0}};
+    for (auto it = active_jobs.begin(); it != active_jobs.end();) {
+      auto job = store->read_job(*it);
+      const JobState st = job ? store->state(*job) : JobState::failed;
+      if (st == JobState::done || st == JobState::failed) {
+        finished_jobs[to_string(st)] += 1;
+        it = active_jobs.erase(it);
+      } else {
+        now[to_string(st)] += 1;
+        ++it;
+      }
+    }
+    for (const char* s : {"done", "failed"}) now[s] = finished_jobs[s];
+    for (const auto& [s, v] : now) mt.gauge_set("earmark_jobs", {{"state", s}}, v);
+  }
+
+  void load_labels() {
+    try {
+      ModelConfig mc = det_cfg.model;
+      const auto resolved = model::resolve_model(mc);
+      labels = model::read_labels(resolved.labels);
+      model_name = resolved.name;
+      checkpoint_path = resolved.checkpoint;
+    } catch (const Error& e) {
+      labels_error = e.what();
+    }
+  }
+
+  bool ready() const {
+    if (stopping) return false;
+    if (!store || !store->writable()) return false;
+    if (!queue || !queue->ping()) return false;
+    if (has_workers() && workers_ready.load() < cfg.workers) return false;
+    return true;
+  }
+
+  json readiness() const {
+    json checks = json::object();
+    checks["store"] = store && store->writable();
+    checks["queue"] = queue && queue->ping();
+    if (has_workers()) {
+      checks["model"] = workers_ready.load() >= cfg.workers;
+      checks["workers_loaded"] = workers_ready.load();
+    }
+    json j = {{"ready", ready()}, {"role", cfg.role}, {"checks", checks}};
+    if (stopping) j["reason"] = "shutting down";
+    if (!model_error.empty()) j["model_error"] = model_error;
+    return j;
+  }
+
+  // ---------------------------------------------------------------- HTTP helpers
+
+  void send_json(httplib::Response& res, int status, const json& body) {
+    res.status = status;
+    res.set_content(body.dump(2) + "\n", "application/json");
+  }
+
+  void send_error(httplib::Response& res, const ApiError& e) {
+    res.status = e.status;
+    if (e.retry_after > 0) res.set_header("Retry-After", std::to_string(e.retry_after));
+    res.set_content(error_body(e.code, e.message, e.job), "application/json");
+  }
+
+  template <class F>
+  httplib::Server::Handler guarded(F f) {
+    return [this, f](const httplib::Request& req, httplib::Response& res) {
+      try {
+        f(req, res);
+      } catch (const ApiError& e) {
+        send_error(res, e);
+      } catch (const std::exception& e) {
+        send_error(res, {500, "internal", std::string("internal error: ") + e.what()});
+      }
+    };
+  }
+
+  // Uploads of a request: multipart parts with a filename (or named file/files/audio), or a
+  // raw body with an audio/* or application/octet-stream content type (name from ?name=).
+  std::vector<Upload> parse_uploads(const httplib::Request& req, size_t max_files) {
+    std::vector<Upload> out;
+    auto add = [&](const std::string& raw_name, const std::string& content) {
+      if (content.empty())
+        throw ApiError{400, "empty_upload", "'" + raw_name + "' is empty (0 bytes); send the audio file's contents"};
+      std::string name;
+      try {
+        name = sanitise_upload_name(raw_name);
+      } catch (const Error& e) {
+        throw ApiError{400, "bad_filename", e.what()};
+      }
+      out.push_back({name, content});
+    };
+    if (req.is_multipart_form_data()) {
+      for (const auto& [field, part] : req.files) {
+        if (part.filename.empty() && field != "file" && field != "files" && field != "audio") continue;
+        add(part.filename.empty() ? field : part.filename, part.content);
+      }
+      if (out.empty())
+        throw ApiError{400, "no_file",
+                       "the multipart body has no file part; send the audio as a part named 'file' with a filename"};
+    } else {
+      const std::string ct = req.get_header_value("Content-Type");
+      const std::string base = ct.substr(0, ct.find(';'));
+      if (base.empty())
+        throw ApiError{415, "unsupported_media_type",
+                       "no Content-Type; send multipart/form-data with a 'file' part, or the raw audio with "
+                       "Content-Type audio/* or application/octet-stream"};
+      if (base.rfind("audio/", 0) != 0 && base != "application/octet-stream" && base != "video/ogg" &&
+          base != "video/webm")
+        throw ApiError{415, "unsupported_media_type",
+                       "Content-Type '" + base + "' is not audio; send multipart/form-data with a 'file' part, or "
+                       "the raw audio with Content-Type audio/* or application/octet-stream"};
+      add(req.has_param("name") ? req.get_param_value("name") : "upload", req.body);
+    }
+    if (out.size() > max_files)
+      throw ApiError{413, "too_many_files",
+                     std::to_string(out.size()) + " files in one request; at most " + std::to_string(max_files)};
+    return out;
+  }
+
+  // Checks that each stored upload decodes; a job with a file that does not is removed.
+  // Returns the total duration (container estimate) of the files.
+  double probe_job(const Job& job) {
+    double seconds = 0;
+    for (const auto& f : job.files) {
+      const std::string path = (fs::path(store->job_dir(job.id)) / f.stored).string();
+      try {
+        decode::AudioReader reader(path);
+        seconds += std::max(0.0, reader.info().duration_s);
+      } catch (const Error& e) {
+        std::error_code ec;
+        fs::remove_all(store->job_dir(job.id), ec);
+        std::string why = e.what();
+        if (why.rfind(path, 0) == 0) why = why.substr(path.size());
+        if (why.rfind(": ", 0) == 0) why = why.substr(2);
+        throw ApiError{422, "not_audio", "'" + f.name + "' cannot be decoded as audio: " + why};
+      }
+    }
+    return seconds;
+  }
+
+  void admit() {
+    if (stopping)
+      throw ApiError{503, "shutting_down", "the server is shutting down; retry on another instance", 5};
+    if (!queue->ping())
+      throw ApiError{503, "queue_unavailable", "the job queue (" + queue->describe() + ") does not answer; retry later", 5};
+    size_t depth = 0;
+    try {
+      depth = queue->depth(kDetectStream);
+    } catch (const Error&) {
+    }
+    if (depth >= cfg.max_queue)
+      throw ApiError{503, "queue_full", std::to_string(depth) + " files are waiting; retry later", 5};
+  }
+
+  struct InflightSlot {
+    std::atomic<int>& n;
+    explicit InflightSlot(std::atomic<int>& c, int max) : n(c) {
+      if (n.fetch_add(1) >= max) {
+        n.fetch_sub(1);
+        throw ApiError{429, "too_many_requests",
+                       "too many uploads in progress (" + std::to_string(max) + "); retry in a moment", 1};
+      }
+    }
+    ~InflightSlot() { n.fetch_sub(1); }
+  };
+
+  Job submit(const std::vector<Upload>& uploads, bool report, double max_seconds) {
+    Job job;
+    try {
+      job = store->create_job(uploads, report);
+    } catch (const Error& e) {
+      throw ApiError{507, "store_unavailable", e.what()};
+    }
+    const double seconds = probe_job(job);
+    if (max_seconds > 0 && seconds > max_seconds) {
+      std::error_code ec;
+      fs::remove_all(store->job_dir(job.id), ec);
+      throw ApiError{413, "too_long_for_sync",
+                     "the audio lasts " + std::to_string(int(seconds)) + " s; /v1/detect takes up to " +
+                         std::to_string(int(max_seconds)) + " s: submit it to /v1/jobs instead"};
+    }
+    try {
+      for (const auto& f : job.files)
+        queue->publish(kDetectStream, json{{"v", 1}, {"job", job.id}, {"file", f.index}}.dump());
+    } catch (const Error& e) {
+      throw ApiError{503, "queue_unavailable", std::string("cannot queue the job: ") + e.what(), 5, job.id};
+    }
+    metrics.counter_add("earmark_jobs_submitted_total", {});
+    {
+      std::lock_guard lock(jobs_m);
+      active_jobs.insert(job.id);
+    }
+    return job;
+  }
+
+  Job job_or_throw(const std::string& id) {
+    if (!valid_job_id(id))
+      throw ApiError{400, "bad_job_id", "'" + id + "' is not a job id (16 hex digits, as returned by POST /v1/jobs)"};
+    auto job = store->read_job(id);
+    if (!job) throw ApiError{404, "job_not_found", "no job " + id + " (it may have been removed)"};
+    return *job;
+  }
+
+  int file_index_or_throw(const Job& job, const std::string& s) {
+    int idx = -1;
+    try {
+      size_t used = 0;
+      idx = std::stoi(s, &used);
+      if (used != s.size()) idx = -1;
+    } catch (const std::exception&) {
+    }
+    if (idx < 0 || idx >= int(job.files.size()))
+      throw ApiError{404, "file_not_found", "job " + job.id + " has no file number '" + s + "' (0.." +
+                                                std::to_string(int(job.files.size()) - 1) + ")"};
+    return idx;
+  }
+
+  // ---------------------------------------------------------------- routes
+
+  void setup_http() {
+    const size_t max_bytes = size_t(cfg.max_upload_mb * 1024 * 1024);
+    http.set_payload_max_length(max_bytes);
+    http.set_read_timeout(cfg.read_timeout_s, 0);
+    http.set_write_timeout(cfg.read_timeout_s, 0);
+    http.set_keep_alive_timeout(5);
+    const size_t threads = size_t(cfg.http_threads);
+    http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+
+    http.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
+      t_request_start = Clock::now();
+      return httplib::Server::HandlerResponse::Unhandled;
+    });
+    http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+      const std::string route = route_of(req.method, req.path);
+      metrics.counter_add("earmark_http_requests_total",
+                          {{"route", route}, {"method", req.method}, {"code", std::to_string(res.status)}});
+      if (t_request_start != Clock::time_point{}) {
+        metrics.observe("earmark_http_request_duration_seconds", {{"route", route}},
+                        std::chrono::duration<double>(Clock::now() - t_request_start).count());
+        t_request_start = {};
+      }
+      if (res.status >= 400) {
+        std::string code = "http_" + std::to_string(res.status);
+        try {
+          code = json::parse(res.body).at("error").at("code").get<std::string>();
+        } catch (const std::exception&) {
+        }
+        count_error(code);
+      }
+    });
+    http.set_error_handler([this, max_bytes](const httplib::Request& req, httplib::Response& res) {
+      if (!res.body.empty()) return;  // our own JSON error
+      std::string code = "http_" + std::to_string(res.status), msg = "request failed with HTTP status " + std::to_string(res.status);
+      if (res.status == 404) code = "not_found", msg = "no such endpoint: " + req.method + " " + req.path + " (see /docs/openapi.yaml)";
+      if (res.status == 405) code = "method_not_allowed", msg = req.method + " is not allowed on " + req.path;
+      if (res.status == 413)
+        code = "payload_too_large",
+        msg = "the upload is larger than the limit of " + std::to_string(max_bytes / (1024 * 1024)) +
+              " MB (--max-upload-mb); split the recording or raise the limit";
+      if (res.status == 400) code = "bad_request", msg = "malformed HTTP request";
+      res.set_content(error_body(code, msg), "application/json");
+    });
+    http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+      std::string what = "unknown";
+      try {
+        std::rethrow_exception(ep);
+      } catch (const std::exception& e) {
+        what = e.what();
+      } catch (...) {
+      }
+      res.status = 500;
+      res.set_content(error_body("internal", "internal error: " + what), "application/json");
+    });
+
+    http.Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
+      send_json(res, 200, {{"status", "ok"}, {"role", cfg.role}, {"version", version()}});
+    });
+    http.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
+      const json r = readiness();
+      send_json(res, r["ready"].get<bool>() ? 200 : 503, r);
+      if (res.status == 503) res.set_header("Retry-After", "5");
+    });
+    http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_content(metrics.render(), "text/plain; version=0.0.4; charset=utf-8");
+    });
+    if (!has_gateway()) return;
+
+    http.Get("/", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content(web_page(), "text/html; charset=utf-8");
+    });
+    if (!cfg.demo_dir.empty()) {
+      http.Get(R"(/demo/([^/]+))", guarded([this](const httplib::Request& req, httplib::Response& res) {
+                 const std::string name = req.matches[1];
+                 const fs::path p = fs::path(cfg.demo_dir) / name;
+                 std::error_code ec;
+                 if (name.front() == '.' || !fs::is_regular_file(p, ec))
+                   throw ApiError{404, "file_not_found", "no demo file '" + name + "'"};
+                 res.set_content(slurp(p.string()), content_type_for(name));
+               }));
+    }
+    http.Get("/v1/labels", guarded([this](const httplib::Request&, httplib::Response& res) {
+               if (labels.empty()) throw ApiError{503, "model_unavailable", "labels not available: " + labels_error, 30};
+               json l = json::array();
+               for (const auto& x : labels) l.push_back({{"index", x.index}, {"mid", x.mid}, {"name", x.name}});
+               send_json(res, 200, {{"model", model_name}, {"count", labels.size()}, {"labels", l}});
+             }));
+    http.Post("/v1/detect", guarded([this](const httplib::Request& req, httplib::Response& res) {
+                InflightSlot slot(inflight, cfg.max_inflight);
+                admit();
+                const auto uploads = parse_uploads(req, 1);
+                const Job job = submit(uploads, false, cfg.max_sync_audio_s);
+                const auto deadline = Clock::now() + std::chrono::seconds(cfg.sync_timeout_s);
+                while (!store->has_result(job.id, 0)) {
+                  if (Clock::now() > deadline)
+                    throw ApiError{504, "detect_timeout",
+                                   "no result within " + std::to_string(cfg.sync_timeout_s) +
+                                       " s; the file stays queued: poll GET /v1/jobs/" + job.id,
+                                   0, job.id};
+                  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+                }
+                auto r = store->read_result(job.id, 0);
+                if (!r) throw ApiError{500, "internal", "the result of job " + job.id + " cannot be read", 0, job.id};
+                if (!r->ok()) throw ApiError{422, "processing_failed", r->error, 0, job.id};
+                const bool scores = req.has_param("frame_scores") && req.get_param_value("frame_scores") != "0";
+                if (!scores) {
+                  r->scores = FrameScores{};
+                  r->spectrogram = Spectrogram{};
+                }
+                std::ostringstream s;
+                report::write_json(s, {*r}, scores);
+                res.status = 200;
+                res.set_header("X-Earmark-Job", job.id);
+                res.set_content(s.str(), "application/json");
+              }));
+    http.Post("/v1/jobs", guarded([this](const httplib::Request& req, httplib::Response& res) {
+                InflightSlot slot(inflight, cfg.max_inflight);
+                admit();
+                const auto uploads = parse_uploads(req, size_t(cfg.max_files));
+                const Job job = submit(uploads, true, 0);
+                res.set_header("Location", "/v1/jobs/" + job.id);
+                send_json(res, 202, store->status(job));
+              }));
+    http.Get(R"(/v1/jobs/([^/]+))", guarded([this](const httplib::Request& req, httplib::Response& res) {
+               const Job job = job_or_throw(req.matches[1]);
+               // ?wait=S: long poll; answer as soon as the job is over, or after S seconds (max 30).
+               double wait_s = 0;
+               if (req.has_param("wait")) {
+                 try {
+                   wait_s = std::clamp(std::stod(req.get_param_value("wait")), 0.0, 30.0);
+                 } catch (const std::exception&) {
+                   throw ApiError{400, "bad_parameter", "wait must be a number of seconds (0-30)"};
+                 }
+               }
+               const auto until = Clock::now() + std::chrono::duration<double>(wait_s);
+               for (;;) {
+                 const JobState st = store->state(job);
+                 if (st == JobState::done || st == JobState::failed || Clock::now() >= until || stopping) break;
+                 std::this_thread::sleep_for(std::chrono::milliseconds(50));
+               }
+               send_json(res, 200, store->status(job));
+             }));
+    http.Get(R"(/v1/jobs/([^/]+)/report)", guarded([this](const httplib::Request& req, httplib::Response& res) {
+               const Job job = job_or_throw(req.matches[1]);
+               auto p = store->output_path(job.id, "report.html");
+               if (!p) {
+                 const JobState st = store->state(job);
+                 throw ApiError{409, "not_ready",
+                                std::string("job ") + job.id + " is " + to_string(st) +
+                                    (job.report ? "; the report exists once it is done" : "; it was a /v1/detect job, which has no report"),
+                                2, job.id};
+               }
+               res.set_content(slurp(*p), "text/html; charset=utf-8");
+             }));
+    http.Get(R"(/v1/jobs/([^/]+)/files/(.+))", guarded([this](const httplib::Request& req, httplib::Response& res) {
+               const Job job = job_or_throw(req.matches[1]);
+               const std::string name = req.matches[2];
+               if (name.find('/') != std::string::npos || name.find('\\') != std::string::npos || name.front() == '.')
+                 throw ApiError{400, "bad_filename", "'" + name + "' is not a plain file name; ask for e.g. events.csv"};
+               auto p = store->output_path(job.id, name);
+               if (!p) {
+                 const JobState st = store->state(job);
+                 if (st != JobState::done && st != JobState::failed)
+                   throw ApiError{409, "not_ready", "job " + job.id + " is " + to_string(st) + "; files exist once it is done", 2, job.id};
+                 throw ApiError{404, "file_not_found", "job " + job.id + " has no output file '" + name + "'", 0, job.id};
+               }
+               res.set_content(slurp(*p), content_type_for(name));
+               if (name.size() > 5 && name.substr(name.size() - 5) != ".html")
+                 res.set_header("Content-Disposition", "attachment; filename=\"" + name + "\"");
+             }));
+    http.Get(R"(/v1/jobs/([^/]+)/results/([^/]+))", guarded([this](const httplib::Request& req, httplib::Response& res) {
+               const Job job = job_or_throw(req.matches[1]);
+               const int idx = file_index_or_throw(job, req.matches[2]);
+               if (!store->has_result(job.id, idx))
+                 throw ApiError{409, "not_ready", "file " + std::to_string(idx) + " of job " + job.id + " is not processed yet", 1, job.id};
+               res.set_content(slurp(store->result_path(job.id, idx)), "application/json");
+             }));
+    http.Get(R"(/v1/jobs/([^/]+)/audio/([^/]+))", guarded([this](const httplib::Request& req, httplib::Response& res) {
+               const Job job = job_or_throw(req.matches[1]);
+               const int idx = file_index_or_throw(job, req.matches[2]);
+               const auto& f = job.files[size_t(idx)];
+               res.set_content(slurp((fs::path(store->job_dir(job.id)) / f.stored).string()), content_type_for(f.name));
+             }));
+  }
+
+  // ---------------------------------------------------------------- worker
+
+  void worker_loop(int n) {
+    const std::string consumer = consumer_prefix + "-w" + std::to_string(n);
+    std::unique_ptr<Detector> det;
+    try {
+      det = std::make_unique<Detector>(det_cfg);
+    } catch (const Error& e) {
+      {
+        std::lock_guard lock(m);
+        model_error = e.what();
+      }
+      log(std::string("cannot load the model: ") + e.what());
+      count_error("model_unavailable");
+      return;
+    }
+    ++workers_ready;
+    while (!workers_stop) {
+      std::optional<Message> msg;
+      try {
+        msg = queue->consume(kDetectStream, consumer, std::chrono::milliseconds(500), lease());
+      } catch (const Error& e) {
+        count_error("queue_unavailable");
+        log(e.what());
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+        continue;
+      }
+      if (!msg) continue;
+      ++workers_busy;
+      try {
+        handle_detect(*msg, *det, consumer);
+      } catch (const std::exception& e) {
+        count_error("worker_failed");
+        log(std::string("message ") + msg->id + ": " + e.what());  // not acked: retried after the lease
+      }
+      --workers_busy;
+    }
+  }
+
+  void handle_detect(const Message& msg, const Detector& det, const std::string& consumer) {
+    std::string id;
+    int index = -1;
+    try {
+      const json j = json::parse(msg.body);
+      if (j.value("v", 0) != 1) throw std::runtime_error("unknown message version");
+      id = j.at("job").get<std::string>();
+      index = j.at("file").get<int>();
+    } catch (const std::exception& e) {
+      count_error("bad_message");
+      log("dropping malformed detect message " + msg.id + ": " + e.what());
+      queue->ack(msg);
+      return;
+    }
+    const auto job = store->read_job(id);
+    if (!job || index < 0 || index >= int(job->files.size())) {
+      log("dropping detect message " + msg.id + ": job " + id + " file " + std::to_string(index) + " not in the store");
+      queue->ack(msg);
+      return;
+    }
+    if (!store->has_result(id, index)) {  // a retried message whose result exists is not redone
+      const JobFile& f = job->files[size_t(index)];
+      FileResult r;
+      if (msg.deliveries > cfg.max_attempts) {
+        r.path = f.name;
+        r.error = f.name + ": gave up after " + std::to_string(msg.deliveries - 1) +
+                  " attempts (the worker processing it stopped each time: crash, out of memory or killed?)";
+      } else {
+        store->mark_started(id, index, consumer);
+        LeaseKeeper keep(*queue, msg, consumer, std::max(std::chrono::milliseconds(200), lease() / 3));
+        r = det.detect_file((fs::path(store->job_dir(id)) / f.stored).string());
+        r.path = f.name;
+        if (r.ok()) {
+          auto found = detect::review_detections(r, detect::ReviewConfig::from(det.config().events));
+          r.anomalies.insert(r.anomalies.end(), found.begin(), found.end());
+        } else {
+          // Errors name the stored path; users know the upload name.
+          const std::string stored = (fs::path(store->job_dir(id)) / f.stored).string();
+          if (auto pos = r.error.find(stored); pos != std::string::npos) r.error.replace(pos, stored.size(), f.name);
+        }
+      }
+      store->write_result(id, index, r);
+      metrics.counter_add("earmark_files_processed_total", {{"result", r.ok() ? "ok" : "error"}});
+      if (r.ok()) metrics.counter_add("earmark_audio_seconds_total", {}, r.info.duration_s);
+      else count_error("file_failed");
+    }
+    if (store->result_count(*job) == job->files.size()) {
+      if (job->report) queue->publish(kReportStream, json{{"v", 1}, {"job", id}}.dump());
+      else store->write_done(id, JobState::done);
+    }
+    queue->ack(msg);
+  }
+
+  // ---------------------------------------------------------------- reporter
+
+  void reporter_loop() {
+    const std::string consumer = consumer_prefix + "-r";
+    while (!workers_stop) {
+      std::optional<Message> msg;
+      try {
+        msg = queue->consume(kReportStream, consumer, std::chrono::milliseconds(500), lease());
+      } catch (const Error& e) {
+        count_error("queue_unavailable");
+        log(e.what());
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+        continue;
+      }
+      if (!msg) continue;
+      try {
+        LeaseKeeper keep(*queue, *msg, consumer, std::max(std::chrono::milliseconds(200), lease() / 3));
+        handle_report(*msg);
+      } catch (const std::exception& e) {
+        count_error("report_failed");
+        log(std::string("report message ") + msg->id + ": " + e.what());
+        if (msg->deliveries >= cfg.max_attempts) {
+          try {
+            const std::string id = json::parse(msg->body).at("job").get<std::string>();
+            if (valid_job_id(id)) store->write_done(id, JobState::failed, std::string("report failed: ") + e.what());
+          } catch (const std::exception&) {
+          }
+          queue->ack(*msg);
+        }
+      }
+    }
+  }
+
+  void handle_report(const Message& msg) {
+    std::string id;
+    try {
+      const json j = json::parse(msg.body);
+      if (j.value("v", 0) != 1) throw std::runtime_error("unknown message version");
+      id = j.at("job").get<std::string>();
+    } catch (const std::exception& e) {
+      count_error("bad_message");
+      log("dropping malformed report message " + msg.id + ": " + e.what());
+      queue->ack(msg);
+      return;
+    }
+    const auto job = store->read_job(id);
+    if (!job) {
+      queue->ack(msg);
+      return;
+    }
+    const JobState st = store->state(*job);
+    if (st == JobState::done || st == JobState::failed || st != JobState::reporting) {
+      queue->ack(msg);  // done already (a duplicate message), or not complete (a later message comes)
+      return;
+    }
+    std::vector<FileResult> results;
+    size_t failed = 0;
+    for (const auto& f : job->files) {
+      auto r = store->read_result(id, f.index);
+      if (!r) throw Error("job " + id + ": result of file " + std::to_string(f.index) + " cannot be read");
+      r->path = f.name;
+      failed += r->ok() ? 0 : 1;
+      results.push_back(std::move(*r));
+    }
+    const std::string out = (fs::path(store->job_dir(id)) / "out").string();
+    OutputConfig oc;
+    oc.formats = {"csv", "json", "audacity", "tsv"};
+    report::write_outputs(out, results, oc);
+    report::RunInfo info;
+    info.model_name = model_name.empty() ? det_cfg.model.name : model_name;
+    info.checkpoint_path = checkpoint_path;
+    info.checkpoint_sha256 = checkpoint_sha;
+    info.config_yaml = det_cfg.to_yaml();
+    info.started_at = job->created_at;
+    for (const auto& f : job->files) info.inputs.push_back(f.name);
+    info.label_count = labels.size();
+    report::write_report(out, results, info);
+    metrics.counter_add("earmark_reports_total", {});
+    if (failed == results.size() && !results.empty())
+      store->write_done(id, JobState::failed, "no file could be processed; see each file's error");
+    else
+      store->write_done(id, JobState::done);
+    queue->ack(msg);
+  }
+
+  // Memory queue only: jobs left unfinished by an earlier run are queued again.
+  void recover() {
+    for (const auto& id : store->list_jobs()) {
+      auto job = store->read_job(id);
+      if (!job) continue;
+      const JobState st = store->state(*job);
+      if (st == JobState::done || st == JobState::failed) continue;
+      size_t queued = 0;
+      for (const auto& f : job->files)
+        if (!store->has_result(id, f.index))
+          queue->publish(kDetectStream, json{{"v", 1}, {"job", id}, {"file", f.index}}.dump()), ++queued;
+      if (queued == 0) {
+        if (job->report) queue->publish(kReportStream, json{{"v", 1}, {"job", id}}.dump());
+        else store->write_done(id, JobState::done);
+      }
+      std::lock_guard lock(jobs_m);
+      active_jobs.insert(id);
+    }
+  }
+};
+
+Service::Service(ServeConfig cfg) : impl_(std::make_unique<Impl>()) {
+  cfg.resolve();
+  cfg.validate();
+  impl_->cfg = std::move(cfg);
+}
+
+Service::~Service() { stop(); }
+
+int Service::start() {
+  auto& s = *impl_;
+  {
+    std::lock_guard lock(s.m);
+    if (s.started) return s.bound_port;
+  }
+  s.det_cfg = s.cfg.config_file.empty() ? Config{} : Config::from_file(s.cfg.config_file);
+  if (!s.cfg.models_dir.empty()) s.det_cfg.model.models_dir = s.cfg.models_dir;
+  if (s.det_cfg.model.threads <= 0) s.det_cfg.model.threads = 1;  // parallelism comes from the workers
+  s.det_cfg.validate();
+  s.store = std::make_unique<Store>(s.cfg.store);
+  s.queue = make_queue(s.cfg.queue);
+  s.consumer_prefix = hostname() + "-" + std::to_string(::getpid());
+  s.setup_metrics();
+  if (s.has_gateway() || s.has_reporter()) s.load_labels();
+  if (s.has_reporter() && !s.checkpoint_path.empty()) {
+    try {
+      s.checkpoint_sha = util::sha256_file(s.checkpoint_path);
+    } catch (const std::exception&) {
+    }
+  }
+  s.setup_http();
+  const int port = s.cfg.port == 0 ? s.http.bind_to_any_port(s.cfg.host) : s.cfg.port;
+  if (s.cfg.port != 0 && !s.http.bind_to_port(s.cfg.host, s.cfg.port))
+    throw Error(s.cfg.host + ":" + std::to_string(s.cfg.port) +
+                ": cannot listen (port in use or not allowed); pick another --port or --host");
+  if (port <= 0) throw Error(s.cfg.host + ": cannot listen on any port");
+  s.bound_port = port;
+  if (s.cfg.queue == "memory") s.recover();
+  if (s.has_workers())
+    for (int i = 0; i < s.cfg.workers; ++i) s.workers.emplace_back([&s, i] { s.worker_loop(i); });
+  if (s.has_reporter()) s.reporter = std::thread([&s] { s.reporter_loop(); });
+  s.http_thread = std::thread([&s] { s.http.listen_after_bind(); });
+  {
+    std::lock_guard lock(s.m);
+    s.started = true;
+  }
+  s.log("listening on " + s.cfg.host + ":" + std::to_string(port) + ", queue " + s.queue->describe() + ", store " +
+        s.cfg.store + (s.has_workers() ? ", " + std::to_string(s.cfg.workers) + " worker(s)" : ""));
+  return port;
+}
+
+void Service::stop() {
+  auto& s = *impl_;
+  {
+    std::lock_guard lock(s.m);
+    if (!s.started || s.stopped) return;
+    s.stopped = true;
+  }
+  s.stopping = true;
+  // 1. Stop accepting; in-flight requests (a sync detect waits for its worker) finish first.
+  s.http.stop();
+  if (s.http_thread.joinable()) s.http_thread.join();
+  // 2. Workers finish the file they are on; queued files stay queued (Redis keeps them for
+  //    other workers; the memory queue's jobs are picked up from the store at the next start).
+  s.workers_stop = true;
+  for (auto& t : s.workers) t.join();
+  if (s.reporter.joinable()) s.reporter.join();
+  s.log("stopped");
+  std::lock_guard lock(s.m);
+  s.finished = true;
+  s.cv.notify_all();
+}
+
+void Service::wait() {
+  auto& s = *impl_;
+  std::unique_lock lock(s.m);
+  s.cv.wait(lock, [&] { return s.finished; });
+}
+
+bool Service::ready() const { return impl_->ready(); }
+int Service::port() const { return impl_->bound_port; }
+Metrics& Service::metrics() { return impl_->metrics; }
+const ServeConfig& Service::config() const { return impl_->cfg; }
+
+}  // namespace earmark::serve

@@ -1,0 +1,432 @@
+// earmark serve, in-process (role all, memory queue) on a loopback ephemeral port, with the
+// real model and real clips: sync detect, async jobs, labels, metrics, bad inputs, the web
+// page in headless Chromium, and the CLI's graceful shutdown.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <regex>
+
+#include "serve/queue.hpp"
+#include "serve/server.hpp"
+#include "serve/store.hpp"
+#include "serve_support.hpp"
+
+using namespace earmark::testing;
+using nlohmann::json;
+namespace serve = earmark::serve;
+
+namespace {
+
+class Serve : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!fs::exists(shared_dir() / "README.md")) return;
+    store_ = new TempDir;
+    serve::ServeConfig cfg;
+    cfg.host = "127.0.0.1";
+    cfg.port = 0;
+    cfg.store = store_->path().string();
+    cfg.queue = "memory";
+    cfg.workers = 1;
+    cfg.models_dir = models_dir().string();
+    cfg.max_upload_mb = 1.5;  // the 10 s clips are 640 kB
+    cfg.demo_dir = (shared_dir() / "audio").string();
+    cfg.max_inflight = 1;  // the tests send one upload at a time, except the one about this limit
+    svc_ = new serve::Service(cfg);
+    port_ = svc_->start();
+    ready_ = wait_ready(port_, 120);
+  }
+  static void TearDownTestSuite() {
+    delete svc_;
+    delete store_;
+    svc_ = nullptr;
+    store_ = nullptr;
+  }
+  void SetUp() override {
+    EARMARK_REQUIRE_SHARED();
+    ASSERT_TRUE(ready_) << "the server did not become ready";
+  }
+  httplib::Client client() const {
+    httplib::Client c("127.0.0.1", port_);
+    c.set_read_timeout(120, 0);
+    return c;
+  }
+  static json detect(const std::string& name) {
+    httplib::Client c("127.0.0.1", port_);
+    c.set_read_timeout(120, 0);
+    auto r = c.Post(("/v1/detect?name=" + name).c_str(), slurp_file(clip(name)), "audio/wav");
+    EXPECT_TRUE(r);
+    if (!r) return {};
+    EXPECT_EQ(r->status, 200) << r->body;
+    return json_of(r);
+  }
+  // Polls the job until it is done or failed.
+  json wait_job(const std::string& id) const {
+    auto c = client();
+    json j;
+    for (int i = 0; i < 30; ++i) {
+      auto r = c.Get(("/v1/jobs/" + id + "?wait=10").c_str());
+      if (!r) break;
+      j = json_of(r);
+      if (j.value("state", "") == "done" || j.value("state", "") == "failed") break;
+    }
+    return j;
+  }
+
+  static std::vector<std::string> labels_of(const json& file) {
+    std::vector<std::string> v;
+    for (const auto& e : file.at("events")) v.push_back(e.at("label").get<std::string>());
+    return v;
+  }
+
+  static inline TempDir* store_ = nullptr;
+  static inline serve::Service* svc_ = nullptr;
+  static inline int port_ = 0;
+  static inline bool ready_ = false;
+};
+
+bool contains(const std::vector<std::string>& v, const std::string& s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+// Value of one Prometheus sample line (`name{labels} value`); -1 if absent.
+double metric(const std::string& text, const std::string& series) {
+  std::istringstream is(text);
+  for (std::string line; std::getline(is, line);)
+    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
+  return -1;
+}
+
+TEST(ServeQueue, MemoryQueueRedeliversAfterTheLeaseAndAckRemoves) {
+  auto q = serve::make_queue("memory");
+  q->publish("s", "a");
+  q->publish("s", "b");
+  EXPECT_EQ(q->depth("s"), 2u);
+  using ms = std::chrono::milliseconds;
+  auto m1 = q->consume("s", "c1", ms(10), ms(100));
+  ASSERT_TRUE(m1);
+  EXPECT_EQ(m1->body, "a");
+  EXPECT_EQ(m1->deliveries, 1);
+  auto m2 = q->consume("s", "c2", ms(10), ms(100));
+  ASSERT_TRUE(m2);
+  EXPECT_EQ(m2->body, "b");
+  q->ack(*m2);
+  EXPECT_EQ(q->depth("s"), 1u);
+  EXPECT_FALSE(q->consume("s", "c2", ms(10), ms(100000)));  // "a" is leased to c1
+  // c1 goes silent: after the lease c2 gets "a" again, marked as a second delivery.
+  auto again = q->consume("s", "c2", ms(1000), ms(100));
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->body, "a");
+  EXPECT_EQ(again->deliveries, 2);
+  q->ack(*again);
+  EXPECT_EQ(q->depth("s"), 0u);
+  EXPECT_THROW(serve::make_queue("amqp://x"), earmark::Error);
+  EXPECT_THROW(serve::make_queue("redis://host:notaport"), earmark::Error);
+}
+
+TEST(ServeStore, UploadNamesAreSanitisedAndPathsRefused) {
+  EXPECT_EQ(serve::sanitise_upload_name("my clip (1).wav"), "my_clip__1_.wav");
+  EXPECT_EQ(serve::sanitise_upload_name(".hidden.wav"), "hidden.wav");
+  EXPECT_EQ(serve::sanitise_upload_name(""), "upload");
+  EXPECT_THROW(serve::sanitise_upload_name("../../etc/passwd"), earmark::Error);
+  EXPECT_THROW(serve::sanitise_upload_name("C:\\x.wav"), earmark::Error);
+  EXPECT_THROW(serve::sanitise_upload_name(".."), earmark::Error);
+  EXPECT_TRUE(serve::valid_job_id("0123456789abcdef"));
+  EXPECT_FALSE(serve::valid_job_id("../0123456789abc"));
+}
+
+TEST_F(Serve, HealthAndReadiness) {
+  auto c = client();
+  auto h = c.Get("/healthz");
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 200);
+  EXPECT_EQ(json_of(h).value("status", ""), "ok");
+  auto r = c.Get("/readyz");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  const json j = json_of(r);
+  EXPECT_TRUE(j["checks"]["model"].get<bool>());
+  EXPECT_TRUE(j["checks"]["queue"].get<bool>());
+  EXPECT_TRUE(j["checks"]["store"].get<bool>());
+}
+
+TEST_F(Serve, SyncDetectFindsSpeech) {
+  const json j = detect("speech.wav");
+  ASSERT_EQ(j["files"].size(), 1u) << j.dump();
+  const json& f = j["files"][0];
+  EXPECT_TRUE(f["ok"].get<bool>());
+  EXPECT_EQ(f["path"], "speech.wav");
+  EXPECT_NEAR(f["info"]["duration_s"].get<double>(), 10.0, 0.05);
+  EXPECT_TRUE(contains(labels_of(f), "Speech")) << f["events"].dump();
+  EXPECT_FALSE(f.contains("frame_scores"));
+
+  // Multipart works the same way.
+  auto c = client();
+  httplib::MultipartFormDataItems items = {{"file", slurp_file(clip("typing.wav")), "typing.wav", "audio/wav"}};
+  auto r = c.Post("/v1/detect", items);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const auto typing = labels_of(json_of(r)["files"][0]);
+  EXPECT_TRUE(contains(typing, "Typing") || contains(typing, "Computer keyboard")) << r->body;
+}
+
+TEST_F(Serve, AsyncJobRunsToDoneWithReportAndFiles) {
+  auto c = client();
+  httplib::MultipartFormDataItems items = {{"file", slurp_file(clip("speech.wav")), "speech.wav", "audio/wav"},
+                                           {"file", slurp_file(clip("music.wav")), "music.wav", "audio/wav"}};
+  auto r = c.Post("/v1/jobs", items);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 202) << r->body;
+  const json accepted = json_of(r);
+  const std::string id = accepted["id"];
+  EXPECT_EQ(r->get_header_value("Location"), "/v1/jobs/" + id);
+  EXPECT_TRUE(accepted["state"] == "queued" || accepted["state"] == "running") << accepted.dump();
+  EXPECT_EQ(accepted["progress"]["files"], 2);
+
+  const json j = wait_job(id);
+  ASSERT_EQ(j.value("state", ""), "done") << j.dump();
+  EXPECT_EQ(j["progress"]["done"], 2);
+  EXPECT_TRUE(contains(labels_of(j["files"][0]), "Speech"));
+  EXPECT_TRUE(contains(labels_of(j["files"][1]), "Music")) << j["files"][1].dump();
+
+  auto rep = c.Get(("/v1/jobs/" + id + "/report").c_str());
+  ASSERT_TRUE(rep);
+  EXPECT_EQ(rep->status, 200);
+  EXPECT_NE(rep->body.find("<html"), std::string::npos);
+  EXPECT_NE(rep->body.find("music.wav"), std::string::npos);
+  auto csv = c.Get(("/v1/jobs/" + id + "/files/events.csv").c_str());
+  ASSERT_TRUE(csv);
+  EXPECT_EQ(csv->status, 200);
+  EXPECT_EQ(csv->body.rfind("file,onset,offset,label,confidence\n", 0), 0u);
+  EXPECT_NE(csv->body.find("speech.wav"), std::string::npos);
+  auto labels = c.Get(("/v1/jobs/" + id + "/files/speech.labels.txt").c_str());
+  ASSERT_TRUE(labels);
+  EXPECT_EQ(labels->status, 200);
+  EXPECT_NE(labels->body.find("\tSpeech\n"), std::string::npos);
+  auto ev = c.Get(("/v1/jobs/" + id + "/files/events.json").c_str());
+  ASSERT_TRUE(ev);
+  EXPECT_EQ(json_of(ev)["files"].size(), 2u);
+  auto res = c.Get(("/v1/jobs/" + id + "/results/0").c_str());
+  ASSERT_TRUE(res);
+  EXPECT_TRUE(json_of(res)["files"][0].contains("spectrogram"));
+  auto audio = c.Get(("/v1/jobs/" + id + "/audio/1").c_str());
+  ASSERT_TRUE(audio);
+  EXPECT_EQ(audio->body, slurp_file(clip("music.wav")));
+  EXPECT_EQ(audio->get_header_value("Content-Type"), "audio/wav");
+}
+
+TEST_F(Serve, LabelsListTheModel) {
+  auto c = client();
+  auto r = c.Get("/v1/labels");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200);
+  const json j = json_of(r);
+  EXPECT_EQ(j["count"], 527);
+  EXPECT_EQ(j["labels"][0]["name"], "Speech");
+  EXPECT_EQ(j["labels"][0]["mid"], "/m/09x0r");
+}
+
+TEST_F(Serve, MetricsCountersMove) {
+  auto c = client();
+  auto before = c.Get("/metrics");
+  ASSERT_TRUE(before);
+  EXPECT_EQ(before->get_header_value("Content-Type").rfind("text/plain; version=0.0.4", 0), 0u);
+  const std::string ok_detect = R"(earmark_http_requests_total{route="/v1/detect",method="POST",code="200"})";
+  const double d0 = std::max(0.0, metric(before->body, ok_detect));
+  const double a0 = metric(before->body, "earmark_audio_seconds_total");
+  ASSERT_GE(a0, 0);
+  detect("music.wav");
+  // A request is counted right after its answer is sent: give the server a moment.
+  std::string m;
+  for (int i = 0; i < 50; ++i) {
+    auto after = c.Get("/metrics");
+    ASSERT_TRUE(after);
+    m = after->body;
+    if (metric(m, ok_detect) > d0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(metric(m, ok_detect), d0 + 1);
+  EXPECT_NEAR(metric(m, "earmark_audio_seconds_total") - a0, 10.0, 0.05);
+  EXPECT_GE(metric(m, R"(earmark_http_request_duration_seconds_count{route="/v1/detect"})"), 1);
+  EXPECT_GE(metric(m, R"(earmark_queue_depth{stream="earmark:detect"})"), 0);
+  EXPECT_GE(metric(m, R"(earmark_jobs{state="done"})"), 1);
+  EXPECT_NE(m.find("# TYPE earmark_http_request_duration_seconds histogram"), std::string::npos);
+  EXPECT_NE(m.find(R"(earmark_http_request_duration_seconds_bucket{route="/v1/detect",le="+Inf"})"), std::string::npos);
+}
+
+TEST_F(Serve, BadInputsGetClear4xxAndTheServerStaysUp) {
+  auto c = client();
+  const std::string speech = slurp_file(clip("speech.wav"));
+  struct Case {
+    std::string what;
+    httplib::Result r;
+    int status;
+    std::string code;
+  };
+  std::vector<Case> cases;
+  cases.push_back({"non-audio", c.Post("/v1/detect?name=notes.wav", std::string(5000, 'x') + "this is text", "audio/wav"), 422, "not_audio"});
+  cases.push_back({"truncated header", c.Post("/v1/detect?name=cut.wav", speech.substr(0, 30), "audio/wav"), 422, "not_audio"});
+  cases.push_back({"empty", c.Post("/v1/detect?name=empty.wav", std::string(), "audio/wav"), 400, "empty_upload"});
+  cases.push_back({"wrong content type", c.Post("/v1/detect", speech, "text/plain"), 415, "unsupported_media_type"});
+  cases.push_back({"path-like filename",
+                   c.Post("/v1/jobs", httplib::MultipartFormDataItems{{"file", speech, "../../etc/passwd.wav", "audio/wav"}}),
+                   400, "bad_filename"});
+  cases.push_back({"no file part", c.Post("/v1/jobs", httplib::MultipartFormDataItems{{"note", "hello", "", ""}}), 400, "no_file"});
+  cases.push_back({"bad job id", c.Get("/v1/jobs/not-a-job"), 400, "bad_job_id"});
+  cases.push_back({"path as job id", c.Get("/v1/jobs/..%2F..%2Fetc"), 404, "not_found"});
+  cases.push_back({"unknown job", c.Get("/v1/jobs/0123456789abcdef"), 404, "job_not_found"});
+  cases.push_back({"unknown route", c.Get("/v2/nothing"), 404, "not_found"});
+  for (auto& k : cases) {
+    ASSERT_TRUE(k.r) << k.what << ": no answer";
+    EXPECT_EQ(k.r->status, k.status) << k.what << ": " << k.r->body;
+    const json e = json_of(k.r);
+    ASSERT_TRUE(e.contains("error")) << k.what << ": " << k.r->body;
+    EXPECT_EQ(e["error"]["code"], k.code) << k.what;
+    EXPECT_FALSE(e["error"]["message"].get<std::string>().empty()) << k.what;
+  }
+  // A file cut in the middle of its samples decodes what is there, with a warning.
+  {
+    auto r = c.Post("/v1/detect?name=half.wav", speech.substr(0, speech.size() / 2), "audio/wav");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200) << r->body;
+    EXPECT_NEAR(json_of(r)["files"][0]["info"]["duration_s"].get<double>(), 5.0, 0.1) << r->body;
+  }
+  // Too large: over --max-upload-mb (1.5 MB here).
+  {
+    auto r = c.Post("/v1/detect?name=big.wav", speech + speech + speech, "audio/wav");
+    ASSERT_TRUE(r) << "no answer to a too-large upload";
+    EXPECT_EQ(r->status, 413) << r->body;
+    EXPECT_EQ(json_of(r)["error"]["code"], "payload_too_large") << r->body;
+  }
+  // Output names that are paths are refused, not resolved.
+  {
+    const json j = json_of(c.Post("/v1/jobs", httplib::MultipartFormDataItems{{"file", speech, "s.wav", "audio/wav"}}));
+    const std::string id = j.value("id", "");
+    ASSERT_FALSE(id.empty()) << j.dump();
+    wait_job(id);
+    auto r = c.Get(("/v1/jobs/" + id + "/files/..%2Fjob.json").c_str());
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 400) << r->body;
+    EXPECT_EQ(json_of(r)["error"]["code"], "bad_filename");
+    auto missing = c.Get(("/v1/jobs/" + id + "/files/nothing.csv").c_str());
+    ASSERT_TRUE(missing);
+    EXPECT_EQ(missing->status, 404);
+  }
+  // Still serving, and still detecting.
+  auto h = c.Get("/healthz");
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 200);
+  EXPECT_TRUE(contains(labels_of(detect("speech.wav")["files"][0]), "Speech"));
+  // Nothing failed inside the server.
+  auto m = c.Get("/metrics");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(metric(m->body, R"(earmark_errors_total{code="internal"})"), -1);
+}
+
+TEST_F(Serve, UploadsBeyondTheConcurrencyLimitGet429WithRetryAfter) {
+  auto count_jobs = [] {
+    size_t n = 0;
+    for (const auto& e : fs::directory_iterator(store_->path() / "jobs")) n += e.is_directory() ? 1 : 0;
+    return n;
+  };
+  const size_t before = count_jobs();
+  json first;
+  std::thread busy([&] { first = detect("typing.wav"); });
+  // Once the first upload is in the store it holds the only slot until its result is there.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (count_jobs() == before && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  auto c = client();
+  auto r = c.Post("/v1/detect?name=speech.wav", slurp_file(clip("speech.wav")), "audio/wav");
+  busy.join();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 429) << r->body;
+  EXPECT_EQ(json_of(r)["error"]["code"], "too_many_requests");
+  EXPECT_EQ(r->get_header_value("Retry-After"), "1");
+  EXPECT_EQ(first["files"].size(), 1u) << "the upload holding the slot still gets its answer";
+}
+
+std::string find_chromium() {
+  for (const char* name : {"chromium", "chromium-browser"}) {
+    const std::string cmd = std::string("command -v ") + name + " > /dev/null 2>&1";
+    if (std::system(cmd.c_str()) == 0) return name;
+  }
+  return {};
+}
+
+TEST_F(Serve, WebPageShowsTheEventsOfAnUploadInHeadlessChromium) {
+  auto c = client();
+  auto page = c.Get("/");
+  ASSERT_TRUE(page);
+  ASSERT_EQ(page->status, 200);
+  EXPECT_NE(page->body.find("<title>Earmark</title>"), std::string::npos);
+  EXPECT_EQ(page->body.find("http://"), std::string::npos) << "the page must not load anything from elsewhere";
+  EXPECT_EQ(page->body.find("https://"), std::string::npos);
+
+  const std::string chromium = find_chromium();
+  if (chromium.empty()) GTEST_SKIP() << "chromium is not installed";
+  TempDir profile;
+  const fs::path dom_file = profile.path() / "dom.html";
+  // The page fetches /demo/speech.wav from this server, uploads it as a job, long-polls the
+  // job (virtual time stands still while a request is pending) and renders the result.
+  const std::string cmd = "timeout 120 " + chromium +
+                          " --headless=new --no-sandbox --disable-gpu --disable-background-networking "
+                          "--disable-component-update --disable-sync --no-first-run --user-data-dir=\"" +
+                          (profile.path() / "p").string() + "\" --virtual-time-budget=60000 --dump-dom " +
+                          "\"http://127.0.0.1:" + std::to_string(port_) + "/?demo=speech.wav\" > \"" +
+                          dom_file.string() + "\" 2> /dev/null";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  const std::string dom = slurp_file(dom_file);
+  EXPECT_NE(dom.find("data-state=\"done\""), std::string::npos) << dom.substr(0, 3000);
+  std::vector<std::string> rows;
+  for (size_t pos = dom.find("<tr class=\"event"); pos != std::string::npos; pos = dom.find("<tr class=\"event", pos + 1))
+    rows.push_back(dom.substr(pos, dom.find("</tr>", pos) - pos));
+  ASSERT_FALSE(rows.empty()) << dom.substr(0, 3000);
+  bool speech = false;
+  for (const auto& r : rows) speech = speech || r.find("</span>Speech</td>") != std::string::npos;
+  EXPECT_TRUE(speech) << rows.front();
+  size_t regions = 0;
+  for (size_t pos = dom.find("class=\"region\""); pos != std::string::npos; pos = dom.find("class=\"region\"", pos + 1)) ++regions;
+  EXPECT_EQ(regions, rows.size());
+  EXPECT_NE(dom.find("data-drawn=\"1\""), std::string::npos) << "the spectrogram was not drawn";
+  EXPECT_NE(dom.find("events.csv</a>"), std::string::npos);
+  EXPECT_NE(dom.find(">report</a>"), std::string::npos);
+}
+
+TEST(ServeCli, StartsFromTheEnvironmentAndStopsCleanlyOnSigterm) {
+  EARMARK_REQUIRE_SHARED();
+  TempDir dir;
+  const int port = free_port();
+  Child child({cli_path().string(), "serve", "--host", "127.0.0.1", "--port", std::to_string(port), "--workers", "1"},
+              dir / "serve.log",
+              {"EARMARK_STORE=" + (dir / "store").string(), "EARMARK_MODELS=" + models_dir().string(),
+               "EARMARK_QUEUE=memory"});
+  ASSERT_TRUE(wait_ready(port, 120)) << slurp_file(dir / "serve.log");
+  EXPECT_TRUE(fs::is_directory(dir / "store" / "jobs"));
+  httplib::Client c("127.0.0.1", port);
+  c.set_read_timeout(60, 0);
+  // A sync detect in flight when SIGTERM arrives still gets its answer: the signal goes out
+  // once the upload is in the store.
+  int status = 0;
+  std::string body;
+  std::thread upload([&] {
+    if (auto r = c.Post("/v1/detect?name=speech.wav", slurp_file(clip("speech.wav")), "audio/wav")) status = r->status, body = r->body;
+  });
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  auto has_job = [&] {
+    std::error_code ec;
+    return fs::directory_iterator(dir / "store" / "jobs", ec) != fs::directory_iterator();
+  };
+  while (!has_job() && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  child.signal(SIGTERM);
+  upload.join();
+  EXPECT_EQ(status, 200) << body;
+  EXPECT_EQ(child.wait(60), 0) << slurp_file(dir / "serve.log");
+  EXPECT_NE(slurp_file(dir / "serve.log").find("SIGTERM"), std::string::npos);
+  // Bad options are refused with a message.
+  Child bad({cli_path().string(), "serve", "--role", "worker", "--queue", "memory", "--port", "0"}, dir / "bad.log");
+  EXPECT_EQ(bad.wait(60), 2);
+  EXPECT_NE(slurp_file(dir / "bad.log").find("needs a shared queue"), std::string::npos) << slurp_file(dir / "bad.log");
+}
+
+}  // namespace

@@ -1,0 +1,215 @@
+// The microservice roles with a real Redis: a redis-server started here, the real `earmark`
+// binary as gateway + 2 workers + reporter sharing a store folder. One worker is SIGKILLed in
+// the middle of a file; every job must still end done, each file listed exactly once.
+#include <gtest/gtest.h>
+
+#include <hiredis/hiredis.h>
+
+#include <map>
+#include <set>
+
+#include "serve/queue.hpp"
+#include "serve_support.hpp"
+
+using namespace earmark::testing;
+using nlohmann::json;
+namespace serve = earmark::serve;
+
+namespace {
+
+std::string redis_server() {
+  for (const char* p : {"/usr/bin/redis-server", "/usr/local/bin/redis-server"})
+    if (fs::exists(p)) return p;
+  return {};
+}
+
+bool redis_ping(int port) {
+  redisContext* c = redisConnect("127.0.0.1", port);
+  if (!c || c->err) {
+    if (c) redisFree(c);
+    return false;
+  }
+  auto* r = static_cast<redisReply*>(redisCommand(c, "PING"));
+  const bool ok = r && r->type == REDIS_REPLY_STATUS;
+  if (r) freeReplyObject(r);
+  redisFree(c);
+  return ok;
+}
+
+class Redis {
+ public:
+  explicit Redis(const fs::path& dir)
+      : port_(free_port()),
+        child_({redis_server(), "--port", std::to_string(port_), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+                "no", "--dir", dir.string()},
+               dir / "redis.log") {
+    for (int i = 0; i < 200 && !redis_ping(port_); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  int port() const { return port_; }
+  std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  int port_;
+  Child child_;
+};
+
+#define REQUIRE_REDIS()                                                                           \
+  do {                                                                                            \
+    if (redis_server().empty()) GTEST_SKIP() << "redis-server is not installed (scripts/install-deps adds it)"; \
+  } while (0)
+
+TEST(RedisQueue, LeasesRedeliveryAckAndDepth) {
+  REQUIRE_REDIS();
+  TempDir dir;
+  Redis redis(dir.path());
+  ASSERT_TRUE(redis_ping(redis.port()));
+  auto q = serve::make_queue(redis.url());
+  ASSERT_TRUE(q->ping());
+  using ms = std::chrono::milliseconds;
+  q->publish("t", "a");
+  q->publish("t", "b");
+  EXPECT_EQ(q->depth("t"), 2u);
+  auto m1 = q->consume("t", "c1", ms(100), ms(300));
+  ASSERT_TRUE(m1);
+  EXPECT_EQ(m1->body, "a");
+  auto m2 = q->consume("t", "c2", ms(100), ms(300));
+  ASSERT_TRUE(m2);
+  EXPECT_EQ(m2->body, "b");
+  q->ack(*m2);
+  EXPECT_EQ(q->depth("t"), 1u);
+  // c1 renews its lease: nobody else gets "a" meanwhile.
+  for (int i = 0; i < 4; ++i) {
+    std::this_thread::sleep_for(ms(120));
+    q->extend(*m1, "c1");
+    EXPECT_FALSE(q->consume("t", "c2", ms(1), ms(300)));
+  }
+  // c1 goes silent: after the lease, c2 takes "a" over as a second delivery.
+  std::this_thread::sleep_for(ms(400));
+  auto again = q->consume("t", "c2", ms(100), ms(300));
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->body, "a");
+  EXPECT_EQ(again->deliveries, 2);
+  q->ack(*again);
+  EXPECT_EQ(q->depth("t"), 0u);
+  EXPECT_FALSE(serve::make_queue("redis://127.0.0.1:1")->ping());
+}
+
+TEST(ServeRoles, GatewayWorkersReporterOverRedisSurviveAKilledWorker) {
+  REQUIRE_REDIS();
+  EARMARK_REQUIRE_SHARED();
+  TempDir dir;
+  Redis redis(dir.path());
+  ASSERT_TRUE(redis_ping(redis.port()));
+  const std::string store = (dir / "store").string();
+  const std::vector<std::string> env = {"EARMARK_STORE=" + store, "EARMARK_QUEUE=" + redis.url(),
+                                        "EARMARK_MODELS=" + models_dir().string()};
+  auto start = [&](const std::string& role, int port, const std::string& log) {
+    return std::make_unique<Child>(std::vector<std::string>{cli_path().string(), "serve", "--role", role, "--host",
+                                                            "127.0.0.1", "--port", std::to_string(port), "--workers",
+                                                            "1", "--lease-s", "2"},
+                                   dir / log, env);
+  };
+  const int gw_port = free_port(), w1_port = free_port(), w2_port = free_port(), rep_port = free_port();
+  auto gateway = start("gateway", gw_port, "gateway.log");
+  auto w1 = start("worker", w1_port, "worker1.log");
+  auto w2 = start("worker", w2_port, "worker2.log");
+  auto reporter = start("reporter", rep_port, "reporter.log");
+  for (auto [port, log] : {std::pair{gw_port, "gateway.log"}, {w1_port, "worker1.log"}, {w2_port, "worker2.log"},
+                           {rep_port, "reporter.log"}})
+    ASSERT_TRUE(wait_ready(port, 120)) << log << ":\n" << slurp_file(dir / log);
+  // Workers serve only health and metrics.
+  {
+    httplib::Client w("127.0.0.1", w1_port);
+    auto r = w.Get("/v1/labels");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 404);
+  }
+
+  httplib::Client c("127.0.0.1", gw_port);
+  c.set_read_timeout(60, 0);
+  const std::vector<std::string> clips = {"speech.wav", "music.wav", "typing.wav"};
+  std::map<std::string, std::vector<std::string>> jobs;  // id -> file names
+  for (int j = 0; j < 6; ++j) {
+    httplib::MultipartFormDataItems items;
+    std::vector<std::string> names;
+    for (int k = 0; k <= j % 2; ++k) {
+      const std::string& name = clips[size_t(j + k) % clips.size()];
+      items.push_back({"file", slurp_file(clip(name)), name, "audio/wav"});
+      names.push_back(name);
+    }
+    auto r = c.Post("/v1/jobs", items);
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 202) << r->body;
+    jobs[json_of(r)["id"]] = names;
+  }
+
+  // SIGKILL worker 1 while it holds a file (its started marker is there, its result not yet).
+  const std::string w1_name = "-" + std::to_string(w1->pid()) + "-w0";
+  std::string killed_during;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (killed_during.empty() && std::chrono::steady_clock::now() < until) {
+    for (const auto& [id, names] : jobs) {
+      for (size_t n = 0; n < names.size() && killed_during.empty(); ++n) {
+        const fs::path job = fs::path(store) / "jobs" / id;
+        const std::string who = slurp_file(job / "started" / std::to_string(n));
+        if (who.find(w1_name) != std::string::npos && !fs::exists(job / "results" / (std::to_string(n) + ".json"))) {
+          w1->signal(SIGKILL);
+          killed_during = id + "/" + std::to_string(n);
+        }
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  ASSERT_FALSE(killed_during.empty()) << "worker 1 never held a file";
+  EXPECT_EQ(w1->wait(10), 128 + SIGKILL);
+
+  for (const auto& [id, names] : jobs) {
+    json st;
+    for (int i = 0; i < 12; ++i) {
+      st = json_of(c.Get(("/v1/jobs/" + id + "?wait=10").c_str()));
+      if (st.value("state", "") == "done" || st.value("state", "") == "failed") break;
+    }
+    ASSERT_EQ(st.value("state", ""), "done") << id << ": " << st.dump() << "\nworker2:\n"
+                                             << slurp_file(dir / "worker2.log") << "\nreporter:\n"
+                                             << slurp_file(dir / "reporter.log");
+    // Each file exactly once: in the status, in events.json, and as one result file.
+    ASSERT_EQ(st["files"].size(), names.size());
+    const json ev = json_of(c.Get(("/v1/jobs/" + id + "/files/events.json").c_str()));
+    ASSERT_EQ(ev["files"].size(), names.size()) << ev.dump();
+    std::multiset<std::string> listed;
+    for (const auto& f : ev["files"]) {
+      listed.insert(f["path"].get<std::string>());
+      EXPECT_TRUE(f["ok"].get<bool>()) << f.dump();
+    }
+    EXPECT_EQ(listed, std::multiset<std::string>(names.begin(), names.end()));
+    size_t results = 0;
+    for (const auto& e : fs::directory_iterator(fs::path(store) / "jobs" / id / "results"))
+      results += e.path().extension() == ".json" ? 1 : 0;
+    EXPECT_EQ(results, names.size());
+    // events.csv rows: exactly the events of the results, no duplicates from the retry.
+    const std::string csv = c.Get(("/v1/jobs/" + id + "/files/events.csv").c_str())->body;
+    size_t rows = size_t(std::count(csv.begin(), csv.end(), '\n')) - 1, events = 0;
+    for (const auto& f : st["files"]) events += f["events"].size();
+    EXPECT_EQ(rows, events) << csv;
+  }
+  // The file in hand when worker 1 died was redone by worker 2.
+  {
+    const auto slash = killed_during.find('/');
+    const fs::path job = fs::path(store) / "jobs" / killed_during.substr(0, slash);
+    EXPECT_EQ(slurp_file(job / "started" / killed_during.substr(slash + 1)).find(w1_name), std::string::npos);
+  }
+  // Nothing left in the queue; the gateway's metrics say so.
+  const std::string metrics = c.Get("/metrics")->body;
+  EXPECT_NE(metrics.find("earmark_queue_depth{stream=\"earmark:detect\"} 0\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("earmark_queue_depth{stream=\"earmark:report\"} 0\n"), std::string::npos) << metrics;
+  httplib::Client w2c("127.0.0.1", w2_port);
+  EXPECT_NE(w2c.Get("/metrics")->body.find("earmark_files_processed_total{result=\"ok\"}"), std::string::npos);
+
+  // Graceful stop of every role: exit 0.
+  for (auto* p : {gateway.get(), w2.get(), reporter.get()}) p->signal(SIGTERM);
+  EXPECT_EQ(gateway->wait(30), 0) << slurp_file(dir / "gateway.log");
+  EXPECT_EQ(w2->wait(30), 0) << slurp_file(dir / "worker2.log");
+  EXPECT_EQ(reporter->wait(30), 0) << slurp_file(dir / "reporter.log");
+}
+
+}  // namespace
