@@ -1,7 +1,7 @@
 # Earmark service image. Build it with deploy/container/build-image (no registry needed: it makes
 # the Debian base image locally with debootstrap), or with any engine that can pull debian:
 #   podman build --format docker -t earmark .
-# Run:  podman run -p 8080:8080 -v ../shared/models/efficientat:/models:ro earmark
+# Run:  podman run -p 8080:8080 -v "$PWD/../shared/models/efficientat:/models:ro" earmark
 ARG BASE=docker.io/library/debian:bookworm-slim
 
 # ---- build stage: -dev packages, compiler, ccache ------------------------------------------------
