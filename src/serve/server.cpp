@@ -225,6 +225,8 @@ struct Service::Impl {
     metrics.describe("earmark_jobs", "gauge", "Jobs accepted by this gateway, by state.");
     metrics.describe("earmark_jobs_submitted_total", "counter", "Jobs accepted by this gateway (sync detects included).");
     metrics.describe("earmark_reports_total", "counter", "Reports written by this process's reporter.");
+    metrics.describe("earmark_redelivered_total", "counter",
+                     "Messages this process took over from a consumer whose lease ran out.");
     metrics.describe("earmark_ready", "gauge", "1 when /readyz would answer 200.");
     metrics.describe("earmark_workers_busy", "gauge", "Worker threads busy with a file.");
     metrics.describe("earmark_up", "gauge", "1 while the process serves.");
@@ -710,6 +712,7 @@ struct Service::Impl {
       queue->ack(msg);
       return;
     }
+    if (msg.deliveries > 1) metrics.counter_add("earmark_redelivered_total", {{"stream", kDetectStream}});
     if (!store->has_result(id, index)) {  // a retried message whose result exists is not redone
       const JobFile& f = job->files[size_t(index)];
       FileResult r;
