@@ -67,6 +67,7 @@ struct DetectOptions {
   std::string model;
   std::string models_dir;
   std::string method;
+  std::string shard;
   std::vector<std::string> formats;
   std::vector<std::string> heads;
   bool head_only = false;
@@ -101,7 +102,27 @@ void write_scores(const std::string& out_dir, const FileResult& r) {
   if (!f) throw Error(path + ": cannot write the score table; check that the folder is writable and has space");
 }
 
+// --shard INDEX/COUNT: this process takes files INDEX, INDEX+COUNT, INDEX+2*COUNT, ... of the sorted
+// input list, so COUNT processes (e.g. the pods of an indexed Kubernetes Job) cover every file once.
+struct Shard {
+  size_t index = 0, count = 1;
+};
+
+Shard parse_shard(const std::string& spec) {
+  const std::string usage = "--shard " + spec + ": expected INDEX/COUNT with 0 <= INDEX < COUNT, e.g. 0/4 .. 3/4";
+  const auto slash = spec.find('/');
+  if (slash == std::string::npos || slash == 0 || slash + 1 == spec.size()) throw Error(usage);
+  auto number = [&](const std::string& t) {
+    if (t.size() > 9 || t.find_first_not_of("0123456789") != std::string::npos) throw Error(usage);
+    return size_t(std::stoul(t));
+  };
+  Shard s{number(spec.substr(0, slash)), number(spec.substr(slash + 1))};
+  if (s.count == 0 || s.index >= s.count) throw Error(usage);
+  return s;
+}
+
 int run_detect(const DetectOptions& o) {
+  const Shard shard = o.shard.empty() ? Shard{} : parse_shard(o.shard);
   Config cfg = o.config_file.empty() ? Config{} : Config::from_file(o.config_file);
   if (!o.model.empty()) cfg.model.name = o.model;
   if (!o.models_dir.empty()) cfg.model.models_dir = o.models_dir;
@@ -119,7 +140,14 @@ int run_detect(const DetectOptions& o) {
 
   const Detector det(cfg);
   std::vector<FileResult> results;
-  const auto files = expand_inputs(o.inputs, results);
+  auto files = expand_inputs(o.inputs, results);
+  if (shard.count > 1) {
+    std::vector<std::string> mine;
+    for (size_t i = shard.index; i < files.size(); i += shard.count) mine.push_back(files[i]);
+    if (!o.quiet)
+      std::cerr << fmt::format("earmark: shard {}/{}: {} of {} file(s)\n", shard.index, shard.count, mine.size(), files.size());
+    files = std::move(mine);
+  }
   for (const auto& r : results) std::cerr << "earmark: " << r.error << "\n";
   const bool tty = !o.quiet && isatty(fileno(stderr));
   const auto start = std::chrono::steady_clock::now();
@@ -183,6 +211,9 @@ void add_detect_command(CLI::App& app) {
   cmd->add_option("--models-dir", o->models_dir, "folder with the checkpoints (default: $EARMARK_MODELS)");
   cmd->add_option("-t,--threads", o->threads, "network threads (0: all cores)");
   cmd->add_option("--method", o->method, "frame scores: columns (default) or windows");
+  cmd->add_option("--shard", o->shard,
+                  "INDEX/COUNT: process only files INDEX, INDEX+COUNT, ... of the sorted input list "
+                  "(COUNT processes, e.g. an indexed Kubernetes Job, cover every file once)");
   cmd->add_option("--threshold", o->threshold, "detection threshold for every class (0..1)");
   cmd->add_option("--head", o->heads, "custom-class head folder from `earmark train` (repeatable; adds its classes)")
       ->allow_extra_args(false);
