@@ -17,15 +17,7 @@ using earmark::testing::fs::path;
 using earmark::testing::shared_dir;
 using earmark::testing::TempDir;
 
-std::string run(const std::string& cmd, int* status) {
-  std::string out;
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  char buf[4096];
-  while (p && fgets(buf, sizeof buf, p)) out += buf;
-  const int rc = p ? pclose(p) : -1;
-  *status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-  return out;
-}
+using earmark::testing::run;
 
 std::string detect(const path& in, const path& out, const std::string& shard, int* status) {
   return run("EARMARK_MODELS='" + earmark::testing::models_dir().string() + "' '" +

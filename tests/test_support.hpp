@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <iterator>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
 #include "earmark/earmark.hpp"
 
@@ -235,6 +237,18 @@ inline std::vector<float> shared_speech() {
   EXPECT_EQ(rate, earmark::kSampleRate);
   EXPECT_EQ(v.size(), size_t(10 * earmark::kSampleRate));
   return v;
+}
+
+// Runs a shell command; returns its stdout and stderr together and sets *status to its exit
+// status (-1 if it did not exit normally).
+inline std::string run(const std::string& cmd, int* status) {
+  std::string out;
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  char buf[4096];
+  while (p && fgets(buf, sizeof buf, p)) out += buf;
+  const int rc = p ? pclose(p) : -1;
+  *status = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  return out;
 }
 
 }  // namespace earmark::testing
