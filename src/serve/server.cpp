@@ -671,15 +671,7 @@ struct Service::Impl {
     }
     ++workers_ready;
     while (!workers_stop) {
-      std::optional<Message> msg;
-      try {
-        msg = queue->consume(kDetectStream, consumer, std::chrono::milliseconds(500), lease());
-      } catch (const Error& e) {
-        count_error("queue_unavailable");
-        log(e.what());
-        std::this_thread::sleep_for(std::chrono::seconds(1));
-        continue;
-      }
+      const std::optional<Message> msg = next_message(kDetectStream, consumer);
       if (!msg) continue;
       ++workers_busy;
       try {
@@ -748,18 +740,24 @@ struct Service::Impl {
 
   // ---------------------------------------------------------------- reporter
 
+  // The next message of `stream` for `consumer`, or nothing after a 0.5 s wait. A queue that
+  // cannot be reached is counted, logged and retried after a second (nothing is lost: the
+  // messages stay in the queue).
+  std::optional<Message> next_message(const std::string& stream, const std::string& consumer) {
+    try {
+      return queue->consume(stream, consumer, std::chrono::milliseconds(500), lease());
+    } catch (const Error& e) {
+      count_error("queue_unavailable");
+      log(e.what());
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+      return std::nullopt;
+    }
+  }
+
   void reporter_loop() {
     const std::string consumer = consumer_prefix + "-r";
     while (!workers_stop) {
-      std::optional<Message> msg;
-      try {
-        msg = queue->consume(kReportStream, consumer, std::chrono::milliseconds(500), lease());
-      } catch (const Error& e) {
-        count_error("queue_unavailable");
-        log(e.what());
-        std::this_thread::sleep_for(std::chrono::seconds(1));
-        continue;
-      }
+      const std::optional<Message> msg = next_message(kReportStream, consumer);
       if (!msg) continue;
       try {
         LeaseKeeper keep(*queue, *msg, consumer, std::max(std::chrono::milliseconds(200), lease() / 3));
