@@ -43,7 +43,15 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--role", cfg->role, "all (one process), gateway, worker or reporter")
       ->capture_default_str()
       ->check(CLI::IsMember({"all", "gateway", "worker", "reporter"}));
-  cmd->add_option("--store", cfg->store, "store folder shared by the roles (default: $EARMARK_STORE, else ./earmark-store)");
+  cmd->add_option("--store", cfg->store,
+                  "where jobs live, shared by the roles: a folder, or s3://BUCKET/PREFIX for S3-compatible storage "
+                  "(endpoint, region, credentials from EARMARK_S3_ENDPOINT, EARMARK_S3_REGION, AWS_ACCESS_KEY_ID, "
+                  "AWS_SECRET_ACCESS_KEY) (default: $EARMARK_STORE, else ./earmark-store)");
+  cmd->add_option("--scratch", cfg->scratch,
+                  "local folder for staged uploads, S3 downloads and reports in the making (default: $EARMARK_SCRATCH, "
+                  "else $TMPDIR/earmark-scratch)");
+  cmd->add_option("--keep-hours", cfg->keep_hours, "gateway: remove jobs this many hours after they ended (0: keep forever)")
+      ->capture_default_str();
   cmd->add_option("--queue", cfg->queue, "memory or redis://HOST:PORT (default: $EARMARK_QUEUE, else memory)");
   cmd->add_option("--workers", cfg->workers, "worker threads (roles all, worker; default: half the cores)");
   cmd->add_option("--models-dir", cfg->models_dir, "folder with the checkpoints (default: $EARMARK_MODELS)");

@@ -150,6 +150,8 @@ void ServeConfig::resolve() {
   if (queue.empty()) queue = env("EARMARK_QUEUE");
   if (queue.empty()) queue = "memory";
   if (models_dir.empty()) models_dir = env("EARMARK_MODELS");
+  if (scratch.empty()) scratch = env("EARMARK_SCRATCH");
+  if (scratch.empty()) scratch = (fs::temp_directory_path() / "earmark-scratch").string();
   if (workers <= 0) workers = int(std::max(1u, std::thread::hardware_concurrency() / 2));
   if (max_inflight <= 0) max_inflight = std::max(1, http_threads - 4);
 }
@@ -162,6 +164,7 @@ void ServeConfig::validate() const {
   if (workers < 1 || workers > 256) throw Error("--workers " + std::to_string(workers) + ": use 1-256");
   if (lease_s < 1) throw Error("lease must be at least 1 s");
   if (http_threads < 2) throw Error("http threads must be at least 2");
+  if (!(keep_hours >= 0)) throw Error("--keep-hours must be 0 (keep jobs forever) or more");
   if (queue != "memory" && !is_redis_url(queue))
     throw Error("--queue '" + queue + "': use memory or redis://HOST:PORT");
   if (queue == "memory" && role != "all")
@@ -180,6 +183,7 @@ struct Service::Impl {
   std::thread http_thread;
   std::vector<std::thread> workers;
   std::thread reporter;
+  std::thread pruner;
   std::atomic<bool> stopping{false};   // no new work
   std::atomic<bool> workers_stop{false};
   std::atomic<int> workers_ready{0};
@@ -228,6 +232,7 @@ struct Service::Impl {
     metrics.describe("earmark_redelivered_total", "counter",
                      "Messages this process took over from a consumer whose lease ran out.");
     metrics.describe("earmark_ready", "gauge", "1 when /readyz would answer 200.");
+    metrics.describe("earmark_jobs_pruned_total", "counter", "Finished jobs removed by this gateway after --keep-hours.");
     metrics.describe("earmark_workers_busy", "gauge", "Worker threads busy with a file.");
     metrics.describe("earmark_up", "gauge", "1 while the process serves.");
     metrics.gauge_set("earmark_up", {{"role", cfg.role}}, 1);
@@ -319,6 +324,9 @@ struct Service::Impl {
         f(req, res);
       } catch (const ApiError& e) {
         send_error(res, e);
+      } catch (const Error& e) {  // the store or queue failed under the request (S3 down, disk full, ...)
+        count_error("backend_unavailable");
+        send_error(res, {503, "backend_unavailable", e.what(), 5});
       } catch (const std::exception& e) {
         send_error(res, {500, "internal", std::string("internal error: ") + e.what()});
       }
@@ -368,25 +376,41 @@ struct Service::Impl {
     return out;
   }
 
-  // Checks that each stored upload decodes; a job with a file that does not is removed.
+  // Checks that each upload decodes, from a scratch copy, before anything goes into the store.
   // Returns the total duration (container estimate) of the files.
-  double probe_job(const Job& job) {
+  double probe_uploads(const std::vector<Upload>& uploads) {
     double seconds = 0;
-    for (const auto& f : job.files) {
-      const std::string path = (fs::path(store->job_dir(job.id)) / f.stored).string();
+    for (const auto& u : uploads) {
+      const std::string path = scratch_path(u.name);
+      struct Remove {
+        std::string p;
+        ~Remove() {
+          std::error_code ec;
+          fs::remove(p, ec);
+        }
+      } remove{path};
+      try {
+        write_file_atomic(path, u.content);
+      } catch (const Error& e) {
+        throw ApiError{507, "scratch_unavailable", std::string("cannot stage the upload: ") + e.what()};
+      }
       try {
         decode::AudioReader reader(path);
         seconds += std::max(0.0, reader.info().duration_s);
       } catch (const Error& e) {
-        std::error_code ec;
-        fs::remove_all(store->job_dir(job.id), ec);
         std::string why = e.what();
         if (why.rfind(path, 0) == 0) why = why.substr(path.size());
         if (why.rfind(": ", 0) == 0) why = why.substr(2);
-        throw ApiError{422, "not_audio", "'" + f.name + "' cannot be decoded as audio: " + why};
+        throw ApiError{422, "not_audio", "'" + u.name + "' cannot be decoded as audio: " + why};
       }
     }
     return seconds;
+  }
+
+  // A fresh path in the scratch folder (local disk: staged uploads, S3 downloads, reports).
+  std::string scratch_path(const std::string& name) {
+    static std::atomic<unsigned> n{0};
+    return (fs::path(cfg.scratch) / (std::to_string(::getpid()) + "-" + std::to_string(n++) + "-" + name)).string();
   }
 
   void admit() {
@@ -416,19 +440,16 @@ struct Service::Impl {
   };
 
   Job submit(const std::vector<Upload>& uploads, bool report, double max_seconds) {
+    const double seconds = probe_uploads(uploads);
+    if (max_seconds > 0 && seconds > max_seconds)
+      throw ApiError{413, "too_long_for_sync",
+                     "the audio lasts " + std::to_string(int(seconds)) + " s; /v1/detect takes up to " +
+                         std::to_string(int(max_seconds)) + " s: submit it to /v1/jobs instead"};
     Job job;
     try {
       job = store->create_job(uploads, report);
     } catch (const Error& e) {
       throw ApiError{507, "store_unavailable", e.what()};
-    }
-    const double seconds = probe_job(job);
-    if (max_seconds > 0 && seconds > max_seconds) {
-      std::error_code ec;
-      fs::remove_all(store->job_dir(job.id), ec);
-      throw ApiError{413, "too_long_for_sync",
-                     "the audio lasts " + std::to_string(int(seconds)) + " s; /v1/detect takes up to " +
-                         std::to_string(int(max_seconds)) + " s: submit it to /v1/jobs instead"};
     }
     try {
       for (const auto& f : job.files)
@@ -612,44 +633,46 @@ struct Service::Impl {
              }));
     http.Get(R"(/v1/jobs/([^/]+)/report)", guarded([this](const httplib::Request& req, httplib::Response& res) {
                const Job job = job_or_throw(req.matches[1]);
-               auto p = store->output_path(job.id, "report.html");
-               if (!p) {
+               auto html = store->output(job.id, "report.html");
+               if (!html) {
                  const JobState st = store->state(job);
                  throw ApiError{409, "not_ready",
                                 std::string("job ") + job.id + " is " + to_string(st) +
                                     (job.report ? "; the report exists once it is done" : "; it was a /v1/detect job, which has no report"),
                                 2, job.id};
                }
-               res.set_content(slurp(*p), "text/html; charset=utf-8");
+               res.set_content(*html, "text/html; charset=utf-8");
              }));
     http.Get(R"(/v1/jobs/([^/]+)/files/(.+))", guarded([this](const httplib::Request& req, httplib::Response& res) {
                const Job job = job_or_throw(req.matches[1]);
                const std::string name = req.matches[2];
-               if (name.find('/') != std::string::npos || name.find('\\') != std::string::npos || name.front() == '.')
+               if (!valid_output_name(name))
                  throw ApiError{400, "bad_filename", "'" + name + "' is not a plain file name; ask for e.g. events.csv"};
-               auto p = store->output_path(job.id, name);
-               if (!p) {
+               auto bytes = store->output(job.id, name);
+               if (!bytes) {
                  const JobState st = store->state(job);
                  if (st != JobState::done && st != JobState::failed)
                    throw ApiError{409, "not_ready", "job " + job.id + " is " + to_string(st) + "; files exist once it is done", 2, job.id};
                  throw ApiError{404, "file_not_found", "job " + job.id + " has no output file '" + name + "'", 0, job.id};
                }
-               res.set_content(slurp(*p), content_type_for(name));
+               res.set_content(*bytes, content_type_for(name));
                if (name.size() > 5 && name.substr(name.size() - 5) != ".html")
                  res.set_header("Content-Disposition", "attachment; filename=\"" + name + "\"");
              }));
     http.Get(R"(/v1/jobs/([^/]+)/results/([^/]+))", guarded([this](const httplib::Request& req, httplib::Response& res) {
                const Job job = job_or_throw(req.matches[1]);
                const int idx = file_index_or_throw(job, req.matches[2]);
-               if (!store->has_result(job.id, idx))
+               auto result = store->result_json(job.id, idx);
+               if (!result)
                  throw ApiError{409, "not_ready", "file " + std::to_string(idx) + " of job " + job.id + " is not processed yet", 1, job.id};
-               res.set_content(slurp(store->result_path(job.id, idx)), "application/json");
+               res.set_content(*result, "application/json");
              }));
     http.Get(R"(/v1/jobs/([^/]+)/audio/([^/]+))", guarded([this](const httplib::Request& req, httplib::Response& res) {
                const Job job = job_or_throw(req.matches[1]);
                const int idx = file_index_or_throw(job, req.matches[2]);
-               const auto& f = job.files[size_t(idx)];
-               res.set_content(slurp((fs::path(store->job_dir(job.id)) / f.stored).string()), content_type_for(f.name));
+               auto audio = store->input(job, idx);
+               if (!audio) throw ApiError{404, "file_not_found", "the audio of file " + std::to_string(idx) + " of job " + job.id + " is gone"};
+               res.set_content(*audio, content_type_for(job.files[size_t(idx)].name));
              }));
   }
 
@@ -715,15 +738,14 @@ struct Service::Impl {
       } else {
         store->mark_started(id, index, consumer);
         LeaseKeeper keep(*queue, msg, consumer, std::max(std::chrono::milliseconds(200), lease() / 3));
-        r = det.detect_file((fs::path(store->job_dir(id)) / f.stored).string());
+        const Blobs::LocalFile local = store->local_input(*job, index, cfg.scratch);
+        r = det.detect_file(local.path);
         r.path = f.name;
         if (r.ok()) {
           auto found = detect::review_detections(r, detect::ReviewConfig::from(det.config().events));
           r.anomalies.insert(r.anomalies.end(), found.begin(), found.end());
-        } else {
-          // Errors name the stored path; users know the upload name.
-          const std::string stored = (fs::path(store->job_dir(id)) / f.stored).string();
-          if (auto pos = r.error.find(stored); pos != std::string::npos) r.error.replace(pos, stored.size(), f.name);
+        } else if (auto pos = r.error.find(local.path); pos != std::string::npos) {
+          r.error.replace(pos, local.path.size(), f.name);  // errors name the stored path; users know the upload name
         }
       }
       store->write_result(id, index, r);
@@ -808,7 +830,15 @@ struct Service::Impl {
       failed += r->ok() ? 0 : 1;
       results.push_back(std::move(*r));
     }
-    const std::string out = (fs::path(store->job_dir(id)) / "out").string();
+    // Written to local scratch, then copied into the store (a folder or a bucket).
+    const std::string out = scratch_path("report-" + id);
+    struct RemoveAll {
+      std::string p;
+      ~RemoveAll() {
+        std::error_code ec;
+        fs::remove_all(p, ec);
+      }
+    } remove_out{out};
     OutputConfig oc;
     oc.formats = {"csv", "json", "audacity", "tsv"};
     report::write_outputs(out, results, oc);
@@ -821,12 +851,41 @@ struct Service::Impl {
     for (const auto& f : job->files) info.inputs.push_back(f.name);
     info.label_count = labels.size();
     report::write_report(out, results, info);
+    store->put_outputs(id, out);
     metrics.counter_add("earmark_reports_total", {});
     if (failed == results.size() && !results.empty())
       store->write_done(id, JobState::failed, "no file could be processed; see each file's error");
     else
       store->write_done(id, JobState::done);
     queue->ack(msg);
+  }
+
+  // Retention: jobs that ended more than keep_hours ago are removed (every 10 minutes, and once
+  // at the start). Several gateways may do it at once: removing twice is harmless.
+  void prune_loop() {
+    const auto every = std::chrono::minutes(10);
+    auto next = Clock::now();
+    while (!workers_stop) {
+      if (Clock::now() >= next) {
+        try {
+          const size_t n = store->prune(cfg.keep_hours * 3600.0);
+          if (n > 0) {
+            log("removed " + std::to_string(n) + " job(s) that ended more than " + fmt_hours(cfg.keep_hours) + " h ago");
+            metrics.counter_add("earmark_jobs_pruned_total", {}, double(n));
+          }
+        } catch (const Error& e) {
+          count_error("prune_failed");
+          log(std::string("pruning old jobs: ") + e.what());
+        }
+        next = Clock::now() + every;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+  }
+  static std::string fmt_hours(double h) {
+    std::ostringstream o;
+    o << h;
+    return o.str();
   }
 
   // Memory queue only: jobs left unfinished by an earlier run are queued again.
@@ -869,6 +928,12 @@ int Service::start() {
   if (s.det_cfg.model.threads <= 0) s.det_cfg.model.threads = 1;  // parallelism comes from the workers
   s.det_cfg.validate();
   s.store = std::make_unique<Store>(s.cfg.store);
+  {
+    std::error_code ec;
+    fs::create_directories(s.cfg.scratch, ec);
+    if (ec || ::access(s.cfg.scratch.c_str(), W_OK) != 0)
+      throw Error(s.cfg.scratch + ": the scratch folder cannot be written; pass --scratch DIR or set EARMARK_SCRATCH");
+  }
   s.queue = make_queue(s.cfg.queue);
   s.consumer_prefix = hostname() + "-" + std::to_string(::getpid());
   s.setup_metrics();
@@ -890,13 +955,14 @@ int Service::start() {
   if (s.has_workers())
     for (int i = 0; i < s.cfg.workers; ++i) s.workers.emplace_back([&s, i] { s.worker_loop(i); });
   if (s.has_reporter()) s.reporter = std::thread([&s] { s.reporter_loop(); });
+  if (s.has_gateway() && s.cfg.keep_hours > 0) s.pruner = std::thread([&s] { s.prune_loop(); });
   s.http_thread = std::thread([&s] { s.http.listen_after_bind(); });
   {
     std::lock_guard lock(s.m);
     s.started = true;
   }
   s.log("listening on " + s.cfg.host + ":" + std::to_string(port) + ", queue " + s.queue->describe() + ", store " +
-        s.cfg.store + (s.has_workers() ? ", " + std::to_string(s.cfg.workers) + " worker(s)" : ""));
+        s.store->describe() + (s.has_workers() ? ", " + std::to_string(s.cfg.workers) + " worker(s)" : ""));
   return port;
 }
 
@@ -916,6 +982,7 @@ void Service::stop() {
   s.workers_stop = true;
   for (auto& t : s.workers) t.join();
   if (s.reporter.joinable()) s.reporter.join();
+  if (s.pruner.joinable()) s.pruner.join();
   s.log("stopped");
   std::lock_guard lock(s.m);
   s.finished = true;

@@ -26,7 +26,11 @@ struct ServeConfig {
   std::string host = "0.0.0.0";
   int port = 8080;                // 0: any free port (start() returns it)
   std::string role = "all";       // all, gateway, worker, reporter
-  std::string store;              // store folder; empty: $EARMARK_STORE, then ./earmark-store
+  std::string store;              // folder or s3://BUCKET/PREFIX; empty: $EARMARK_STORE, then ./earmark-store
+                                  // (S3 endpoint, region, credentials: see serve/s3.hpp)
+  std::string scratch;            // local folder for staged uploads, S3 downloads and reports in the
+                                  // making; empty: $EARMARK_SCRATCH, then $TMPDIR/earmark-scratch
+  double keep_hours = 168;        // gateway: remove jobs this long after they ended; 0: keep forever
   std::string queue;              // memory or redis://HOST:PORT; empty: $EARMARK_QUEUE, then memory
   int workers = 0;                // worker threads (all/worker); 0: half the cores, at least 1
   std::string models_dir;         // empty: $EARMARK_MODELS (through the model registry)

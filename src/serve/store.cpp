@@ -2,7 +2,12 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+#include <set>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
@@ -11,6 +16,7 @@
 #include <sstream>
 
 #include "report/writers.hpp"
+#include "serve/s3.hpp"
 
 namespace earmark::serve {
 
@@ -103,29 +109,201 @@ void write_file_atomic(const std::string& path, const std::string& content) {
   }
 }
 
-Store::Store(std::string root) : root_(std::move(root)) {
-  std::error_code ec;
-  fs::create_directories(fs::path(root_) / "jobs", ec);
-  if (ec || !fs::is_directory(fs::path(root_) / "jobs"))
-    throw Error(root_ + ": cannot create the store folder (" + ec.message() +
-                "); pass a writable --store DIR or set EARMARK_STORE");
+// ------------------------------------------------------------------ blobs: a folder
+
+Blobs::LocalFile::~LocalFile() {
+  if (temporary && !path.empty()) {
+    std::error_code ec;
+    fs::remove(path, ec);
+  }
 }
 
-bool Store::writable() const { return ::access((fs::path(root_) / "jobs").c_str(), W_OK) == 0; }
+Blobs::LocalFile Blobs::local_file(const std::string& key, const std::string& scratch) const {
+  auto bytes = get(key);
+  if (!bytes) throw Error(describe() + ": '" + key + "' is not in the store");
+  std::error_code ec;
+  fs::create_directories(scratch, ec);
+  const std::string path = (fs::path(scratch) / (random_id() + "-" + fs::path(key).filename().string())).string();
+  LocalFile f(path, true);
+  write_file_atomic(path, *bytes);
+  return f;
+}
 
-std::string Store::job_dir(const std::string& id) const { return (fs::path(root_) / "jobs" / id).string(); }
+namespace {
+
+bool temporary_name(const std::string& name) { return name.find(".tmp-") != std::string::npos; }
+
+class FolderBlobs final : public Blobs {
+ public:
+  explicit FolderBlobs(std::string root) : root_(std::move(root)) {
+    std::error_code ec;
+    fs::create_directories(fs::path(root_) / "jobs", ec);
+    if (ec || !fs::is_directory(fs::path(root_) / "jobs"))
+      throw Error(root_ + ": cannot create the store folder (" + (ec ? ec.message() : std::string("not a folder")) +
+                  "); pass a writable --store DIR or set EARMARK_STORE");
+  }
+  void put(const std::string& key, const std::string& bytes) override {
+    const fs::path p = path(key);
+    std::error_code ec;
+    fs::create_directories(p.parent_path(), ec);
+    write_file_atomic(p.string(), bytes);
+  }
+  std::optional<std::string> get(const std::string& key) const override {
+    std::error_code ec;
+    if (!fs::is_regular_file(path(key), ec)) return std::nullopt;
+    return slurp(path(key));
+  }
+  bool exists(const std::string& key) const override {
+    std::error_code ec;
+    return fs::exists(path(key), ec);
+  }
+  std::vector<std::string> list(const std::string& prefix) const override {
+    std::vector<std::string> keys;
+    std::error_code ec;
+    const fs::path base = path(prefix);
+    if (!fs::is_directory(base, ec)) return keys;
+    for (auto it = fs::recursive_directory_iterator(base, ec); !ec && it != fs::recursive_directory_iterator();
+         it.increment(ec))
+      if (it->is_regular_file(ec) && !temporary_name(it->path().filename().string()))
+        keys.push_back(fs::relative(it->path(), root_, ec).generic_string());
+    std::sort(keys.begin(), keys.end());
+    return keys;
+  }
+  std::vector<std::string> list_folders(const std::string& prefix) const override {
+    std::vector<std::string> names;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(path(prefix), ec))
+      if (e.is_directory(ec)) names.push_back(e.path().filename().string());
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+  void remove_all(const std::string& prefix) override {
+    std::error_code ec;
+    fs::remove_all(path(prefix), ec);
+    if (ec) throw Error(path(prefix).string() + ": cannot remove: " + ec.message());
+  }
+  void check_writable() const override {
+    if (::access((fs::path(root_) / "jobs").c_str(), W_OK) != 0)
+      throw Error(root_ + "/jobs: not writable by this process (" + std::strerror(errno) + ")");
+  }
+  std::string describe() const override { return root_; }
+  LocalFile local_file(const std::string& key, const std::string&) const override {
+    if (!fs::is_regular_file(path(key))) throw Error(describe() + ": '" + key + "' is not in the store");
+    return LocalFile(path(key).string(), false);
+  }
+
+ private:
+  fs::path path(const std::string& key) const { return fs::path(root_) / key; }
+  std::string root_;
+};
+
+// ------------------------------------------------------------------ blobs: an S3 bucket
+
+class BucketBlobs final : public Blobs {
+ public:
+  explicit BucketBlobs(S3Settings s) : s3_(std::move(s)) {}
+  void put(const std::string& key, const std::string& bytes) override { s3_.put(key, bytes); }
+  std::optional<std::string> get(const std::string& key) const override { return s3_.get(key); }
+  bool exists(const std::string& key) const override { return s3_.exists(key); }
+  std::vector<std::string> list(const std::string& prefix) const override {
+    std::vector<std::string> keys;
+    for (auto& o : s3_.list(prefix)) keys.push_back(std::move(o.key));
+    std::sort(keys.begin(), keys.end());
+    return keys;
+  }
+  std::vector<std::string> list_folders(const std::string& prefix) const override {
+    auto names = s3_.list_folders(prefix);
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+  void remove_all(const std::string& prefix) override {
+    for (const auto& o : s3_.list(prefix)) s3_.remove(o.key);
+  }
+  void check_writable() const override {
+    // Readiness probes call this every few seconds: one listing per 5 s at most.
+    std::lock_guard lock(m_);
+    const auto now = std::chrono::steady_clock::now();
+    if (now - checked_at_ < std::chrono::seconds(5) && checked_error_.empty()) return;
+    try {
+      s3_.check();
+      checked_error_.clear();
+    } catch (const Error& e) {
+      checked_error_ = e.what();
+    }
+    checked_at_ = now;
+    if (!checked_error_.empty()) throw Error(checked_error_);
+  }
+  std::string describe() const override { return s3_.settings().describe(); }
+
+ private:
+  mutable S3Client s3_;  // thread-safe: each request takes a connection of its own
+  mutable std::mutex m_;
+  mutable std::chrono::steady_clock::time_point checked_at_{};
+  mutable std::string checked_error_;
+};
+
+std::string job_key(const std::string& id) { return "jobs/" + id + "/"; }
+
+// "2026-11-25T12:00:00Z" -> seconds since the epoch; -1 if not that shape.
+double parse_iso_utc(const std::string& s) {
+  std::tm tm{};
+  const char* end = strptime(s.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  if (!end || *end) return -1;
+  return double(timegm(&tm));
+}
+
+}  // namespace
+
+std::unique_ptr<Blobs> open_blobs(const std::string& spec) {
+  if (spec.empty()) throw Error("no store given: pass --store DIR or --store s3://BUCKET/PREFIX (or set EARMARK_STORE)");
+  if (is_s3_url(spec)) {
+    S3Settings s;
+    s.where = parse_s3_url(spec);
+    s.resolve_from_environment();
+    return std::make_unique<BucketBlobs>(std::move(s));
+  }
+  if (spec.find("://") != std::string::npos)
+    throw Error("store '" + spec + "': only folders and s3://BUCKET/PREFIX are supported");
+  return std::make_unique<FolderBlobs>(spec);
+}
+
+// ------------------------------------------------------------------ store
+
+bool valid_output_name(const std::string& name) {
+  if (name.empty() || name.size() > 200 || name.back() == '/') return false;
+  size_t start = 0;
+  while (start <= name.size()) {
+    const size_t end = std::min(name.find('/', start), name.size());
+    const std::string part = name.substr(start, end - start);
+    if (part.empty() || part.front() == '.') return false;
+    for (unsigned char c : part)
+      if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
+            c == '_'))
+        return false;
+    start = end + 1;
+  }
+  return true;
+}
+
+
+Store::Store(const std::string& spec) : blobs_(open_blobs(spec)) {}
+Store::Store(std::unique_ptr<Blobs> blobs) : blobs_(std::move(blobs)) {}
+
+bool Store::writable() const {
+  try {
+    blobs_->check_writable();
+    return true;
+  } catch (const Error&) {
+    return false;
+  }
+}
 
 Job Store::create_job(const std::vector<Upload>& uploads, bool report) {
   Job job;
   job.id = random_id();
   job.created_at = utc_now_iso();
   job.report = report;
-  const fs::path dir = job_dir(job.id);
-  std::error_code ec;
-  fs::create_directories(dir / "input", ec);
-  fs::create_directories(dir / "started", ec);
-  fs::create_directories(dir / "results", ec);
-  if (ec) throw Error(dir.string() + ": cannot create the job folder: " + ec.message());
+  const std::string dir = job_key(job.id);
   json files = json::array();
   for (size_t i = 0; i < uploads.size(); ++i) {
     JobFile f;
@@ -133,21 +311,21 @@ Job Store::create_job(const std::vector<Upload>& uploads, bool report) {
     f.name = uploads[i].name;
     f.stored = "input/" + std::to_string(i) + "-" + f.name;
     f.bytes = uploads[i].content.size();
-    write_file_atomic((dir / f.stored).string(), uploads[i].content);
+    blobs_->put(dir + f.stored, uploads[i].content);
     files.push_back({{"index", f.index}, {"name", f.name}, {"stored", f.stored}, {"bytes", f.bytes}});
     job.files.push_back(std::move(f));
   }
   const json j = {{"v", 1}, {"id", job.id}, {"created_at", job.created_at}, {"report", report}, {"files", files}};
-  write_file_atomic((dir / "job.json").string(), j.dump(2) + "\n");
+  blobs_->put(dir + "job.json", j.dump(2) + "\n");
   return job;
 }
 
 std::optional<Job> Store::read_job(const std::string& id) const {
   if (!valid_job_id(id)) return std::nullopt;
-  const std::string text = slurp(fs::path(job_dir(id)) / "job.json");
-  if (text.empty()) return std::nullopt;
+  const auto text = blobs_->get(job_key(id) + "job.json");
+  if (!text || text->empty()) return std::nullopt;
   try {
-    const json j = json::parse(text);
+    const json j = json::parse(*text);
     Job job;
     job.id = j.at("id").get<std::string>();
     job.created_at = j.value("created_at", "");
@@ -168,42 +346,61 @@ std::optional<Job> Store::read_job(const std::string& id) const {
 
 std::vector<std::string> Store::list_jobs() const {
   std::vector<std::string> ids;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(fs::path(root_) / "jobs", ec))
-    if (valid_job_id(e.path().filename().string())) ids.push_back(e.path().filename().string());
-  std::sort(ids.begin(), ids.end());
+  for (auto& name : blobs_->list_folders("jobs/"))
+    if (valid_job_id(name)) ids.push_back(std::move(name));
   return ids;
 }
 
+void Store::remove_job(const std::string& id) {
+  if (valid_job_id(id)) blobs_->remove_all(job_key(id));
+}
+
+std::optional<std::string> Store::input(const Job& job, int index) const {
+  if (index < 0 || index >= int(job.files.size())) return std::nullopt;
+  return blobs_->get(job_key(job.id) + job.files[size_t(index)].stored);
+}
+
+Blobs::LocalFile Store::local_input(const Job& job, int index, const std::string& scratch) const {
+  if (index < 0 || index >= int(job.files.size()))
+    throw Error("job " + job.id + " has no file " + std::to_string(index));
+  return blobs_->local_file(job_key(job.id) + job.files[size_t(index)].stored, scratch);
+}
+
 void Store::mark_started(const std::string& id, int index, const std::string& worker) {
-  write_file_atomic((fs::path(job_dir(id)) / "started" / std::to_string(index)).string(), worker + "\n");
+  blobs_->put(job_key(id) + "started/" + std::to_string(index), worker + "\n");
 }
 
 bool Store::started(const std::string& id, int index) const {
-  std::error_code ec;
-  return fs::exists(fs::path(job_dir(id)) / "started" / std::to_string(index), ec);
+  return blobs_->exists(job_key(id) + "started/" + std::to_string(index));
 }
 
-std::string Store::result_path(const std::string& id, int index) const {
-  return (fs::path(job_dir(id)) / "results" / (std::to_string(index) + ".json")).string();
+std::string Store::started_by(const std::string& id, int index) const {
+  auto s = blobs_->get(job_key(id) + "started/" + std::to_string(index));
+  if (!s) return {};
+  while (!s->empty() && (s->back() == '\n' || s->back() == '\r')) s->pop_back();
+  return *s;
 }
 
 void Store::write_result(const std::string& id, int index, const FileResult& r) {
   std::ostringstream s;
   report::write_json(s, {r}, true);
-  write_file_atomic(result_path(id, index), s.str());
+  blobs_->put(job_key(id) + "results/" + std::to_string(index) + ".json", s.str());
 }
 
 bool Store::has_result(const std::string& id, int index) const {
-  std::error_code ec;
-  return fs::exists(result_path(id, index), ec);
+  return blobs_->exists(job_key(id) + "results/" + std::to_string(index) + ".json");
+}
+
+std::optional<std::string> Store::result_json(const std::string& id, int index) const {
+  return blobs_->get(job_key(id) + "results/" + std::to_string(index) + ".json");
 }
 
 std::optional<FileResult> Store::read_result(const std::string& id, int index) const {
-  std::ifstream f(result_path(id, index), std::ios::binary);
-  if (!f) return std::nullopt;
+  const auto text = result_json(id, index);
+  if (!text) return std::nullopt;
+  std::istringstream in(*text);
   try {
-    auto v = report::read_json(f, result_path(id, index));
+    auto v = report::read_json(in, job_key(id) + "results/" + std::to_string(index) + ".json");
     if (v.size() != 1) return std::nullopt;
     return std::move(v[0]);
   } catch (const Error&) {
@@ -212,22 +409,48 @@ std::optional<FileResult> Store::read_result(const std::string& id, int index) c
 }
 
 size_t Store::result_count(const Job& job) const {
+  // One listing instead of one lookup per file (a round trip each in S3).
+  const auto keys = blobs_->list(job_key(job.id) + "results/");
+  const std::set<std::string> have(keys.begin(), keys.end());
   size_t n = 0;
-  for (const auto& f : job.files) n += has_result(job.id, f.index) ? 1 : 0;
+  for (const auto& f : job.files) n += have.count(job_key(job.id) + "results/" + std::to_string(f.index) + ".json");
   return n;
+}
+
+void Store::put_outputs(const std::string& id, const std::string& dir) {
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    if (!it->is_regular_file(ec)) continue;
+    const std::string rel = fs::relative(it->path(), dir, ec).generic_string();
+    blobs_->put(job_key(id) + "out/" + rel, slurp(it->path()));
+  }
+  if (ec) throw Error(dir + ": cannot read the report folder: " + ec.message());
+}
+
+std::optional<std::string> Store::output(const std::string& id, const std::string& name) const {
+  if (!valid_job_id(id) || !valid_output_name(name)) return std::nullopt;
+  return blobs_->get(job_key(id) + "out/" + name);
+}
+
+std::vector<std::string> Store::output_names(const std::string& id) const {
+  std::vector<std::string> names;
+  const std::string base = job_key(id) + "out/";
+  for (const auto& k : blobs_->list(base)) names.push_back(k.substr(base.size()));
+  return names;
 }
 
 void Store::write_done(const std::string& id, JobState state, const std::string& error) {
   json j = {{"v", 1}, {"state", to_string(state)}, {"finished_at", utc_now_iso()}};
   if (!error.empty()) j["error"] = error;
-  write_file_atomic((fs::path(job_dir(id)) / "done.json").string(), j.dump() + "\n");
+  blobs_->put(job_key(id) + "done.json", j.dump() + "\n");
 }
 
 JobState Store::state(const Job& job) const {
-  const std::string done = slurp(fs::path(job_dir(job.id)) / "done.json");
-  if (!done.empty()) {
+  const auto done = blobs_->get(job_key(job.id) + "done.json");
+  if (done && !done->empty()) {
     try {
-      return json::parse(done).value("state", "done") == "failed" ? JobState::failed : JobState::done;
+      return json::parse(*done).value("state", "done") == "failed" ? JobState::failed : JobState::done;
     } catch (const json::exception&) {
       return JobState::failed;
     }
@@ -235,8 +458,7 @@ JobState Store::state(const Job& job) const {
   const size_t results = result_count(job);
   if (results == job.files.size()) return job.report ? JobState::reporting : JobState::done;
   if (results > 0) return JobState::running;
-  for (const auto& f : job.files)
-    if (started(job.id, f.index)) return JobState::running;
+  if (!blobs_->list(job_key(job.id) + "started/").empty()) return JobState::running;
   return JobState::queued;
 }
 
@@ -272,7 +494,7 @@ json Store::status(const Job& job) const {
             {"files", files}};
   if (st == JobState::done || st == JobState::failed) {
     try {
-      const json d = json::parse(slurp(fs::path(job_dir(job.id)) / "done.json"));
+      const json d = json::parse(blobs_->get(job_key(job.id) + "done.json").value_or("{}"));
       j["finished_at"] = d.value("finished_at", "");
       if (d.contains("error")) j["error"] = d["error"];
     } catch (const json::exception&) {
@@ -282,23 +504,28 @@ json Store::status(const Job& job) const {
     const std::string base = "/v1/jobs/" + job.id;
     json links = {{"report", base + "/report"}};
     json outs = json::object();
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(fs::path(job_dir(job.id)) / "out", ec))
-      if (e.is_regular_file(ec)) outs[e.path().filename().string()] = base + "/files/" + e.path().filename().string();
+    for (const auto& name : output_names(job.id)) outs[name] = base + "/files/" + name;
     links["files"] = outs;
     j["links"] = links;
   }
   return j;
 }
 
-std::optional<std::string> Store::output_path(const std::string& id, const std::string& name) const {
-  if (!valid_job_id(id) || name.empty() || name.find('/') != std::string::npos ||
-      name.find('\\') != std::string::npos || name.front() == '.')
-    return std::nullopt;
-  const fs::path p = fs::path(job_dir(id)) / "out" / name;
-  std::error_code ec;
-  if (!fs::is_regular_file(p, ec)) return std::nullopt;
-  return p.string();
+size_t Store::prune(double max_age_s) {
+  const double now = double(std::time(nullptr));
+  size_t removed = 0;
+  for (const auto& id : list_jobs()) {
+    const auto done = blobs_->get(job_key(id) + "done.json");
+    if (!done) continue;
+    double finished = -1;
+    try {
+      finished = parse_iso_utc(json::parse(*done).value("finished_at", ""));
+    } catch (const json::exception&) {
+    }
+    if (finished < 0 || now - finished < max_age_s) continue;
+    blobs_->remove_all(job_key(id));
+    ++removed;
+  }
+  return removed;
 }
-
 }  // namespace earmark::serve
