@@ -158,9 +158,8 @@ S3Location parse_s3_url(const std::string& url) {
   if (!bucket_ok)
     throw Error("'" + url + "': the bucket name '" + loc.bucket +
                 "' is not valid (3-63 characters: lower-case letters, digits, '.' and '-'); write s3://BUCKET/PREFIX");
-  while (!loc.prefix.empty() && loc.prefix.front() == '/') loc.prefix.erase(loc.prefix.begin());
   if (!loc.prefix.empty() && loc.prefix.back() != '/') loc.prefix += '/';
-  if (loc.prefix.find("//") != std::string::npos)
+  if (!loc.prefix.empty() && (loc.prefix.front() == '/' || loc.prefix.find("//") != std::string::npos))
     throw Error("'" + url + "': the key prefix has an empty part ('//'); write s3://BUCKET/a/b");
   return loc;
 }
@@ -201,6 +200,7 @@ void S3Settings::validate() const {
                 ": no credentials; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (in Kubernetes from a Secret)");
   if (timeout_s < 1) throw Error("S3 timeout must be at least 1 s");
   if (attempts < 1) throw Error("S3 attempts must be at least 1");
+  if (page_size < 1 || page_size > 1000) throw Error("S3 listing page size must be 1-1000");
 }
 
 std::string S3Settings::describe() const {
@@ -455,7 +455,7 @@ std::vector<std::string> S3Client::list_pages(const std::string& prefix, const s
   std::string token;
   const std::string full = s_.where.prefix + prefix;
   for (int page = 0; page < 100000; ++page) {
-    std::map<std::string, std::string> q = {{"list-type", "2"}, {"prefix", full}};
+    std::map<std::string, std::string> q = {{"list-type", "2"}, {"prefix", full}, {"max-keys", std::to_string(s_.page_size)}};
     if (!delimiter.empty()) q["delimiter"] = delimiter;
     if (!token.empty()) q["continuation-token"] = token;
     auto r = request("GET", "", q, {}, {}, "LIST " + prefix);

@@ -85,6 +85,7 @@ struct S3Settings {
   sigv4::Credentials credentials;
   int timeout_s = 30;   // connect / read / write
   int attempts = 4;     // per request, on connection errors, 5xx and SlowDown (backoff 0.2 s, x4)
+  int page_size = 1000; // keys per listing request (S3's maximum)
 
   // Fills from the environment where empty: EARMARK_S3_ENDPOINT (or AWS_ENDPOINT_URL_S3,
   // AWS_ENDPOINT_URL), EARMARK_S3_REGION (or AWS_REGION, AWS_DEFAULT_REGION),

@@ -260,12 +260,14 @@ std::unique_ptr<Blobs> open_blobs(const std::string& spec) {
     S3Settings s;
     s.where = parse_s3_url(spec);
     s.resolve_from_environment();
-    return std::make_unique<BucketBlobs>(std::move(s));
+    return open_bucket(std::move(s));
   }
   if (spec.find("://") != std::string::npos)
     throw Error("store '" + spec + "': only folders and s3://BUCKET/PREFIX are supported");
   return std::make_unique<FolderBlobs>(spec);
 }
+
+std::unique_ptr<Blobs> open_bucket(S3Settings settings) { return std::make_unique<BucketBlobs>(std::move(settings)); }
 
 // ------------------------------------------------------------------ store
 

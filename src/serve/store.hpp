@@ -81,6 +81,8 @@ class Blobs {
 // "s3://bucket/prefix" (S3-compatible; endpoint, region and credentials from the environment,
 // see serve/s3.hpp) or a folder path. Throws earmark::Error saying what to fix.
 std::unique_ptr<Blobs> open_blobs(const std::string& spec);
+struct S3Settings;
+std::unique_ptr<Blobs> open_bucket(S3Settings settings);  // settings given whole (tests, tools)
 
 class Store {
  public:
