@@ -317,7 +317,7 @@ class DecodeCodecs : public ::testing::Test {
  protected:
   void SetUp() override {
     EARMARK_REQUIRE_SHARED();
-    if (!have_ffmpeg()) GTEST_SKIP() << "ffmpeg CLI not found";
+    EARMARK_REQUIRE_TOOL(have_ffmpeg(), "the ffmpeg CLI");
     src_ = shared_dir() / "audio" / "speech.wav";
     original_ = decode_file(src_.string());
     ASSERT_EQ(original_.size(), 320000u);  // 10 s at 32 kHz, stored as such
@@ -470,7 +470,7 @@ TEST(DecodeErrors, TruncatedWavKeepsWhatIsThere) {
 
 TEST(DecodeErrors, EncodedFilesCutTo100Bytes) {
   EARMARK_REQUIRE_SHARED();
-  if (!have_ffmpeg()) GTEST_SKIP() << "ffmpeg CLI not found";
+  EARMARK_REQUIRE_TOOL(have_ffmpeg(), "the ffmpeg CLI");
   TempDir tmp;
   const auto src = shared_dir() / "audio" / "speech.wav";
   for (const char* name : {"cut.flac", "cut.mp3", "cut.ogg", "cut.m4a"}) {
@@ -513,7 +513,7 @@ TEST(DecodeErrors, FfmpegLogsStayOffStderr) {
 // samples or throw earmark::Error naming the file; a crash or hang fails the test binary.
 TEST(DecodeErrors, MutatedFilesNeverCrash) {
   EARMARK_REQUIRE_SHARED();
-  if (!have_ffmpeg()) GTEST_SKIP() << "ffmpeg CLI not found";
+  EARMARK_REQUIRE_TOOL(have_ffmpeg(), "the ffmpeg CLI");
   TempDir tmp;
   const auto src = shared_dir() / "audio" / "speech.wav";
   std::mt19937_64 rng(20240601);

@@ -149,7 +149,7 @@ TEST(Detect, WindowsMethodFindsTheSameMainEvents) {
 // The same clip in other containers and codecs decodes and gives the same main events.
 TEST(Detect, ContainersAndCodecs) {
   EARMARK_REQUIRE_SHARED();
-  if (!have_ffmpeg()) GTEST_SKIP() << "ffmpeg CLI not installed";
+  EARMARK_REQUIRE_TOOL(have_ffmpeg(), "the ffmpeg CLI");
   TempDir tmp;
   const std::string src = (shared_dir() / "audio/speech.wav").string();
   const std::vector<std::pair<std::string, std::string>> variants = {
@@ -237,7 +237,7 @@ TEST(DetectCli, ModelErrors) {
   // A real PyTorch checkpoint of another network: wrong keys, named in the message.
   const fs::path bad = tmp / "wrong_keys.pt";
   const std::string py = "import torch; torch.save({'encoder.weight': torch.zeros(3, 3), 'encoder.bias': torch.zeros(3)}, '" + bad.string() + "')";
-  if (std::system(("/usr/bin/python3 -c \"" + py + "\" 2>/dev/null").c_str()) != 0) GTEST_SKIP() << "python3-torch missing";
+  EARMARK_REQUIRE_TOOL(std::system(("/usr/bin/python3 -c \"" + py + "\" 2>/dev/null").c_str()) == 0, "python3-torch");
   fs::copy_file(earmark::testing::models_dir() / "class_labels_indices.csv", tmp / "class_labels_indices.csv");
   text = run(cli() + " detect --quiet --model '" + bad.string() + "' '" + (shared_dir() / "audio").string() + "' -o '" + (tmp / "o").string() + "'", &status);
   EXPECT_EQ(status, 2) << text;

@@ -505,7 +505,7 @@ std::string find_chromium() {
 
 TEST(ReportBrowser, HeadlessChromiumRendersIt) {
   const std::string chromium = find_chromium();
-  if (chromium.empty()) GTEST_SKIP() << "chromium is not installed";
+  EARMARK_REQUIRE_TOOL(!chromium.empty(), "chromium");
   Written w({kitchen(), failed()});
   TempDir profile;
   const std::string flags = " --headless --no-sandbox --disable-gpu --disable-background-networking "

@@ -364,7 +364,7 @@ TEST_F(Serve, WebPageShowsTheEventsOfAnUploadInHeadlessChromium) {
   EXPECT_EQ(page->body.find("https://"), std::string::npos);
 
   const std::string chromium = find_chromium();
-  if (chromium.empty()) GTEST_SKIP() << "chromium is not installed";
+  EARMARK_REQUIRE_TOOL(!chromium.empty(), "chromium");
   TempDir profile;
   const fs::path dom_file = profile.path() / "dom.html";
   // The page fetches /demo/speech.wav from this server, uploads it as a job, long-polls the

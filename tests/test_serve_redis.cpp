@@ -1,5 +1,5 @@
 // The microservice roles with a real Redis: a redis-server started here, the real `earmark`
-// binary as gateway + 2 workers + reporter sharing a store folder. One worker is SIGKILLed in
+// binary as gateway + 2 workers + reporter sharing a store folder, then an S3 bucket. One worker is SIGKILLed in
 // the middle of a file; every job must still end done, each file listed exactly once.
 #include <gtest/gtest.h>
 
@@ -8,7 +8,9 @@
 #include <map>
 #include <set>
 
+#include "s3_support.hpp"
 #include "serve/queue.hpp"
+#include "serve/store.hpp"
 #include "serve_support.hpp"
 
 using namespace earmark::testing;
@@ -53,10 +55,7 @@ class Redis {
   Child child_;
 };
 
-#define REQUIRE_REDIS()                                                                           \
-  do {                                                                                            \
-    if (redis_server().empty()) GTEST_SKIP() << "redis-server is not installed (scripts/install-deps adds it)"; \
-  } while (0)
+#define REQUIRE_REDIS() EARMARK_REQUIRE_TOOL(!redis_server().empty(), "redis-server")
 
 TEST(RedisQueue, LeasesRedeliveryAckAndDepth) {
   REQUIRE_REDIS();
@@ -94,19 +93,18 @@ TEST(RedisQueue, LeasesRedeliveryAckAndDepth) {
   EXPECT_FALSE(serve::make_queue("redis://127.0.0.1:1")->ping());
 }
 
-TEST(ServeRoles, GatewayWorkersReporterOverRedisSurviveAKilledWorker) {
-  REQUIRE_REDIS();
-  EARMARK_REQUIRE_SHARED();
-  TempDir dir;
-  Redis redis(dir.path());
-  ASSERT_TRUE(redis_ping(redis.port()));
-  const std::string store = (dir / "store").string();
-  const std::vector<std::string> env = {"EARMARK_STORE=" + store, "EARMARK_QUEUE=" + redis.url(),
-                                        "EARMARK_MODELS=" + models_dir().string()};
+// Gateway + 2 workers + reporter on one queue and one store (its spec and the environment that
+// reaches it in `store_env`); `store` is the test's own view of the same store. Each role has its
+// own scratch folder: the store is all they share.
+void roles_survive_a_killed_worker(const fs::path& dir, const Redis& redis, std::vector<std::string> env,
+                                   serve::Store& store) {
+  env.push_back("EARMARK_QUEUE=" + redis.url());
+  env.push_back("EARMARK_MODELS=" + models_dir().string());
   auto start = [&](const std::string& role, int port, const std::string& log) {
     return std::make_unique<Child>(std::vector<std::string>{cli_path().string(), "serve", "--role", role, "--host",
                                                             "127.0.0.1", "--port", std::to_string(port), "--workers",
-                                                            "1", "--lease-s", "2"},
+                                                            "1", "--lease-s", "2", "--scratch",
+                                                            (dir / ("scratch-" + log)).string()},
                                    dir / log, env);
   };
   const int gw_port = free_port(), w1_port = free_port(), w2_port = free_port(), rep_port = free_port();
@@ -150,9 +148,8 @@ TEST(ServeRoles, GatewayWorkersReporterOverRedisSurviveAKilledWorker) {
   while (killed_during.empty() && std::chrono::steady_clock::now() < until) {
     for (const auto& [id, names] : jobs) {
       for (size_t n = 0; n < names.size() && killed_during.empty(); ++n) {
-        const fs::path job = fs::path(store) / "jobs" / id;
-        const std::string who = slurp_file(job / "started" / std::to_string(n));
-        if (who.find(w1_name) != std::string::npos && !fs::exists(job / "results" / (std::to_string(n) + ".json"))) {
+        const std::string who = store.started_by(id, int(n));
+        if (who.find(w1_name) != std::string::npos && !store.has_result(id, int(n))) {
           w1->signal(SIGKILL);
           killed_during = id + "/" + std::to_string(n);
         }
@@ -182,10 +179,10 @@ TEST(ServeRoles, GatewayWorkersReporterOverRedisSurviveAKilledWorker) {
       EXPECT_TRUE(f["ok"].get<bool>()) << f.dump();
     }
     EXPECT_EQ(listed, std::multiset<std::string>(names.begin(), names.end()));
-    size_t results = 0;
-    for (const auto& e : fs::directory_iterator(fs::path(store) / "jobs" / id / "results"))
-      results += e.path().extension() == ".json" ? 1 : 0;
-    EXPECT_EQ(results, names.size());
+    const auto job = store.read_job(id);
+    ASSERT_TRUE(job);
+    EXPECT_EQ(store.result_count(*job), names.size());
+    EXPECT_TRUE(store.output(id, "report.html")) << id;
     // events.csv rows: exactly the events of the results, no duplicates from the retry.
     const std::string csv = c.Get(("/v1/jobs/" + id + "/files/events.csv").c_str())->body;
     size_t rows = size_t(std::count(csv.begin(), csv.end(), '\n')) - 1, events = 0;
@@ -195,8 +192,8 @@ TEST(ServeRoles, GatewayWorkersReporterOverRedisSurviveAKilledWorker) {
   // The file in hand when worker 1 died was redone by worker 2.
   {
     const auto slash = killed_during.find('/');
-    const fs::path job = fs::path(store) / "jobs" / killed_during.substr(0, slash);
-    EXPECT_EQ(slurp_file(job / "started" / killed_during.substr(slash + 1)).find(w1_name), std::string::npos);
+    EXPECT_EQ(store.started_by(killed_during.substr(0, slash), std::stoi(killed_during.substr(slash + 1))).find(w1_name),
+              std::string::npos);
   }
   // Nothing left in the queue; the gateway's metrics say so.
   const std::string metrics = c.Get("/metrics")->body;
@@ -210,6 +207,33 @@ TEST(ServeRoles, GatewayWorkersReporterOverRedisSurviveAKilledWorker) {
   EXPECT_EQ(gateway->wait(30), 0) << slurp_file(dir / "gateway.log");
   EXPECT_EQ(w2->wait(30), 0) << slurp_file(dir / "worker2.log");
   EXPECT_EQ(reporter->wait(30), 0) << slurp_file(dir / "reporter.log");
+}
+
+TEST(ServeRoles, GatewayWorkersReporterOverRedisSurviveAKilledWorker) {
+  REQUIRE_REDIS();
+  EARMARK_REQUIRE_SHARED();
+  TempDir dir;
+  Redis redis(dir.path());
+  ASSERT_TRUE(redis_ping(redis.port()));
+  const std::string folder = (dir / "store").string();
+  serve::Store store(folder);
+  roles_survive_a_killed_worker(dir.path(), redis, {"EARMARK_STORE=" + folder}, store);
+}
+
+// The same with the store in an S3 bucket: the roles share no folder at all.
+TEST(ServeRoles, SharingOnlyAnS3BucketSurviveAKilledWorker) {
+  REQUIRE_REDIS();
+  REQUIRE_S3_SERVER();
+  EARMARK_REQUIRE_SHARED();
+  TempDir dir;
+  Redis redis(dir.path());
+  ASSERT_TRUE(redis_ping(redis.port()));
+  S3Server s3(dir.path(), {"earmark"});
+  ASSERT_TRUE(port_open(s3.port())) << s3.log();
+  serve::Store store(serve::open_bucket(s3.settings("earmark", "roles")));
+  auto env = s3.env();
+  env.push_back("EARMARK_STORE=s3://earmark/roles");
+  roles_survive_a_killed_worker(dir.path(), redis, env, store);
 }
 
 }  // namespace

@@ -44,6 +44,18 @@ inline fs::path cli_path() { return EARMARK_CLI_PATH; }
                    << " (set EARMARK_SHARED)";                                                \
   } while (0)
 
+// A test that needs an outside tool (ffmpeg, chromium, redis-server, the S3 test server...)
+// skips without it, but fails where EARMARK_REQUIRE_TEST_TOOLS is set (scripts/test sets it
+// after scripts/install-deps installed them): in CI a missing tool is an error, not a skip.
+#define EARMARK_REQUIRE_TOOL(available, what)                                                 \
+  do {                                                                                        \
+    if (!(available)) {                                                                       \
+      if (std::getenv("EARMARK_REQUIRE_TEST_TOOLS"))                                          \
+        FAIL() << what << " is missing; scripts/install-deps installs it";                  \
+      GTEST_SKIP() << what << " is not installed (scripts/install-deps installs it)";        \
+    }                                                                                         \
+  } while (0)
+
 // A fresh, empty temporary folder removed at destruction.
 class TempDir {
  public:
