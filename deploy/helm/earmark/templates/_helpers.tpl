@@ -57,19 +57,51 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- default (printf "%s-store" (include "earmark.fullname" .)) .Values.store.pvc.existingClaim }}
 {{- end }}
 
+{{/* The store as earmark serve takes it (--store / EARMARK_STORE): /data (the mounted volume) or
+     s3://BUCKET or s3://BUCKET/PREFIX. */}}
+{{- define "earmark.storeUrl" -}}
+{{- if eq .Values.store.type "s3" }}
+{{- $prefix := trimAll "/" (toString (default "" .Values.store.s3.prefix)) }}
+{{- if $prefix }}{{ printf "s3://%s/%s" (toString .Values.store.s3.bucket) $prefix }}{{ else }}{{ printf "s3://%s" (toString .Values.store.s3.bucket) }}{{ end }}
+{{- else }}/data
+{{- end }}
+{{- end }}
+
 {{/* Checks that stop rendering with a message a user can act on. */}}
 {{- define "earmark.validate" -}}
-{{- if eq .Values.store.type "s3" }}
-{{- fail "store.type=s3 is not implemented: earmark serve keeps uploads, job state and reports in a shared directory and has no S3 client. Use store.type=pvc with a ReadWriteMany claim (NFS, CephFS, EFS, ...), or mount the bucket as a PVC with an S3 CSI driver and give it as store.pvc.existingClaim." }}
-{{- end }}
 {{- if not (has .Values.store.type (list "pvc" "hostPath" "emptyDir" "s3")) }}
-{{- fail (printf "store.type=%s: expected pvc, hostPath or emptyDir" .Values.store.type) }}
+{{- fail (printf "store.type=%s: expected pvc, hostPath, emptyDir or s3" .Values.store.type) }}
 {{- end }}
 {{- if and (not .Values.models.existingClaim) (not .Values.models.hostPath) (not .Values.models.fetch) }}
 {{- fail "models: give models.existingClaim or models.hostPath, or set models.fetch=true to download them at start" }}
 {{- end }}
 {{- if and (not .Values.singleNode) (eq .Values.store.type "emptyDir") }}
-{{- fail "store.type=emptyDir only works with singleNode=true: gateway, workers and reporter must share the store" }}
+{{- fail "store.type=emptyDir only works with singleNode=true: gateway, workers and reporter must share the store (use pvc, hostPath on one node, or s3)" }}
+{{- end }}
+{{- $keep := toString .Values.store.keepHours }}
+{{- if not (regexMatch "^[0-9]+([.][0-9]+)?$" $keep) }}
+{{- fail (printf "store.keepHours=%v: give the hours after which the gateway removes finished jobs (a number, 0 keeps them forever)" $keep) }}
+{{- end }}
+{{- if eq .Values.store.type "s3" }}
+{{- $s3 := .Values.store.s3 }}
+{{- if not $s3.bucket }}
+{{- fail "store.type=s3: store.s3.bucket is empty; give the bucket that holds uploads, job state and reports (create it first; the chart does not)" }}
+{{- end }}
+{{- if not (regexMatch "^[a-z0-9.-]{3,63}$" (toString $s3.bucket)) }}
+{{- fail (printf "store.s3.bucket=%v is not a valid bucket name: 3-63 characters, lower-case letters, digits, '.' and '-'" $s3.bucket) }}
+{{- end }}
+{{- if contains "//" (trimAll "/" (toString (default "" $s3.prefix))) }}
+{{- fail (printf "store.s3.prefix=%v has an empty part ('//'); write it as a/b" $s3.prefix) }}
+{{- end }}
+{{- if not $s3.existingSecret }}
+{{- fail "store.type=s3: store.s3.existingSecret is empty; create a Secret with the keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (optional AWS_SESSION_TOKEN) and give its name (deploy/README.md shows the kubectl command)" }}
+{{- end }}
+{{- if and $s3.endpoint (not (regexMatch "^https?://[^/]+/?$" (toString $s3.endpoint))) }}
+{{- fail (printf "store.s3.endpoint=%v: write it as http://HOST:PORT or https://HOST (empty for AWS)" $s3.endpoint) }}
+{{- end }}
+{{- if not (or (kindIs "bool" $s3.pathStyle) (eq (toString $s3.pathStyle) "")) }}
+{{- fail (printf "store.s3.pathStyle=%v: use true (http://endpoint/bucket/key), false (http://bucket.endpoint/key) or \"\" (path style for a custom endpoint, virtual-hosted for AWS)" $s3.pathStyle) }}
+{{- end }}
 {{- end }}
 {{- end }}
 
@@ -87,8 +119,13 @@ prometheus.io/path: /metrics
 {{- end }}
 {{- end }}
 
-{{/* Volumes shared by every earmark pod. */}}
+{{/* Volumes of every earmark pod: the base ones (config, /tmp, models) and the store's. */}}
 {{- define "earmark.volumes" -}}
+{{ include "earmark.baseVolumes" . }}
+{{ include "earmark.storeVolumes" . | trim }}
+{{- end }}
+
+{{- define "earmark.baseVolumes" -}}
 - name: config
   configMap:
     name: {{ include "earmark.fullname" . }}-config
@@ -108,6 +145,19 @@ prometheus.io/path: /metrics
   emptyDir:
     sizeLimit: 1Gi
 {{- end }}
+{{- end }}
+
+{{/* The store volume mounted at /data, or with store.type=s3 (no volume: the bucket) the local
+     scratch folder for staged uploads, downloaded inputs and reports in the making. */}}
+{{- define "earmark.storeVolumes" -}}
+{{- if eq .Values.store.type "s3" }}
+- name: scratch
+  emptyDir:
+    {{- with .Values.store.scratch.medium }}
+    medium: {{ . }}
+    {{- end }}
+    sizeLimit: {{ .Values.store.scratch.sizeLimit }}
+{{- else }}
 - name: store
 {{- if eq .Values.store.type "pvc" }}
   persistentVolumeClaim:
@@ -120,8 +170,14 @@ prometheus.io/path: /metrics
   emptyDir: {}
 {{- end }}
 {{- end }}
+{{- end }}
 
 {{- define "earmark.volumeMounts" -}}
+{{ include "earmark.baseVolumeMounts" . }}
+{{ include "earmark.storeVolumeMounts" . | trim }}
+{{- end }}
+
+{{- define "earmark.baseVolumeMounts" -}}
 - name: config
   mountPath: /etc/earmark
   readOnly: true
@@ -130,26 +186,72 @@ prometheus.io/path: /metrics
 - name: models
   mountPath: /models
   readOnly: {{ or (not (empty .Values.models.existingClaim)) (not (empty .Values.models.hostPath)) }}
+{{- end }}
+
+{{- define "earmark.storeVolumeMounts" -}}
+{{- if eq .Values.store.type "s3" }}
+- name: scratch
+  mountPath: /scratch
+{{- else }}
 - name: store
   mountPath: /data
 {{- end }}
+{{- end }}
 
+{{/* Environment of the earmark containers: include "earmark.env" (list $ WITH_STORE). The batch
+     Job leaves the S3 store settings (and credentials) out: earmark detect does not use them. */}}
 {{- define "earmark.env" -}}
+{{- $root := index . 0 -}}
+{{- $withStore := index . 1 -}}
+{{- $s3 := and $withStore (eq $root.Values.store.type "s3") -}}
 - name: EARMARK_MODELS
   value: /models
+{{- if or $withStore (ne $root.Values.store.type "s3") }}
 - name: EARMARK_STORE
-  value: /data
+  value: {{ include "earmark.storeUrl" $root | quote }}
+{{- end }}
 - name: EARMARK_QUEUE
-  value: {{ include "earmark.queueUrl" . | quote }}
+  value: {{ include "earmark.queueUrl" $root | quote }}
 - name: EARMARK_FETCH
-  value: {{ join " " .Values.models.names | quote }}
+  value: {{ join " " $root.Values.models.names | quote }}
 - name: EARMARK_FETCH_MODELS
-  value: {{ ternary "1" "0" (and .Values.models.fetch (empty .Values.models.existingClaim) (empty .Values.models.hostPath)) | quote }}
-{{- with .Values.serve.logLevel }}
+  value: {{ ternary "1" "0" (and $root.Values.models.fetch (empty $root.Values.models.existingClaim) (empty $root.Values.models.hostPath)) | quote }}
+{{- if $s3 }}
+{{- $v := $root.Values.store.s3 }}
+- name: EARMARK_SCRATCH
+  value: /scratch
+{{- with $v.endpoint }}
+- name: EARMARK_S3_ENDPOINT
+  value: {{ trimSuffix "/" (toString .) | quote }}
+{{- end }}
+- name: EARMARK_S3_REGION
+  value: {{ default "us-east-1" $v.region | quote }}
+{{- if kindIs "bool" $v.pathStyle }}
+- name: EARMARK_S3_PATH_STYLE
+  value: {{ ternary "1" "0" $v.pathStyle | quote }}
+{{- end }}
+- name: AWS_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef:
+      name: {{ $v.existingSecret }}
+      key: {{ $v.secretKeys.accessKeyId }}
+- name: AWS_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ $v.existingSecret }}
+      key: {{ $v.secretKeys.secretAccessKey }}
+- name: AWS_SESSION_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ $v.existingSecret }}
+      key: {{ $v.secretKeys.sessionToken }}
+      optional: true
+{{- end }}
+{{- with $root.Values.serve.logLevel }}
 - name: EARMARK_LOG_LEVEL
   value: {{ . | quote }}
 {{- end }}
-{{- with .Values.serve.extraEnv }}
+{{- with $root.Values.serve.extraEnv }}
 {{ toYaml . }}
 {{- end }}
 {{- end }}
@@ -166,11 +268,14 @@ prometheus.io/path: /metrics
     - --role={{ $role }}
     - --host=0.0.0.0
     - --port={{ $root.Values.serve.port }}
-    - --store=/data
+    - --store={{ include "earmark.storeUrl" $root }}
     - --queue={{ include "earmark.queueUrl" $root }}
     - --models-dir=/models
     - --config=/etc/earmark/config.yaml
     - --max-upload-mb={{ $root.Values.serve.maxUploadMb }}
+    {{- if has $role (list "gateway" "all") }}
+    - --keep-hours={{ toString $root.Values.store.keepHours }}
+    {{- end }}
     {{- with index . 2 }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -178,7 +283,7 @@ prometheus.io/path: /metrics
     {{- toYaml . | nindent 4 }}
     {{- end }}
   env:
-    {{- include "earmark.env" $root | nindent 4 }}
+    {{- include "earmark.env" (list $root true) | nindent 4 }}
   ports:
     - name: http
       containerPort: {{ $root.Values.serve.port }}
