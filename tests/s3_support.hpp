@@ -22,12 +22,6 @@ inline fs::path tools_cache() {
 
 inline fs::path s3_node_modules() { return tools_cache() / "node-s3" / "node_modules"; }
 
-inline std::string node_binary() {
-  for (const char* p : {"/usr/bin/node", "/usr/local/bin/node", "/usr/bin/nodejs"})
-    if (fs::exists(p)) return p;
-  return {};
-}
-
 inline bool have_s3_server() {
   return !node_binary().empty() && fs::exists(s3_node_modules() / "@20minutes" / "s3rver" / "package.json");
 }

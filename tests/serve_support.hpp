@@ -29,6 +29,13 @@ inline std::string slurp_file(const fs::path& p) {
   return s.str();
 }
 
+// Node.js runs the test helpers written in JavaScript (tests/*.js); "" when not installed.
+inline std::string node_binary() {
+  for (const char* p : {"/usr/bin/node", "/usr/local/bin/node", "/usr/bin/nodejs"})
+    if (fs::exists(p)) return p;
+  return {};
+}
+
 inline fs::path clip(const std::string& name) { return shared_dir() / "audio" / name; }
 
 // A loopback port nobody listens on right now.

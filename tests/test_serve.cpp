@@ -393,6 +393,48 @@ TEST_F(Serve, WebPageShowsTheEventsOfAnUploadInHeadlessChromium) {
   EXPECT_NE(dom.find(">report</a>"), std::string::npos);
 }
 
+// The same page driven with the mouse (tests/web_click.js, DevTools protocol): a click on an
+// event row plays exactly that stretch of the upload and stops at its offset; a click on the
+// spectrogram seeks there.
+TEST_F(Serve, WebPageRowsPlayTheirStretchWhenClicked) {
+  const std::string chromium = find_chromium();
+  EARMARK_REQUIRE_TOOL(!chromium.empty(), "chromium");
+  EARMARK_REQUIRE_TOOL(!node_binary().empty(), "node");
+  TempDir profile;
+  const std::string cmd = "timeout 170 " + node_binary() + " \"" + (source_dir() / "tests" / "web_click.js").string() +
+                          "\" " + chromium + " \"http://127.0.0.1:" + std::to_string(port_) +
+                          "/?demo=speech.wav\" \"" + (profile.path() / "p").string() + "\" > \"" +
+                          (profile.path() / "out.json").string() + "\"";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  const json seen = json::parse(slurp_file(profile.path() / "out.json"));
+  ASSERT_EQ(seen["state"], "done") << seen.dump();
+  ASSERT_TRUE(seen.contains("clicked_row")) << seen.dump();
+  const json row = seen["rows"][seen["clicked_row"].get<size_t>()];
+  const double onset = row["onset"], offset = row["offset"];
+  ASSERT_GT(onset, 0.0) << "speech.wav has events that do not start at 0: " << seen["rows"].dump();
+  const json& samples = seen["samples"];
+  ASSERT_GE(samples.size(), 2u) << seen.dump();
+  bool played_inside = false;
+  for (const auto& s : samples) {
+    const double t = s["t"];
+    EXPECT_EQ(s["playing_row"], seen["clicked_row"]) << "the clicked row is highlighted: " << s.dump();
+    EXPECT_GE(t, onset - 0.05) << "playing starts at the event's onset: " << s.dump();
+    EXPECT_LE(t, offset + 0.15) << "and does not run past its offset: " << s.dump();
+    played_inside |= !s["paused"].get<bool>() && t > onset + 0.05 && t < offset;
+  }
+  EXPECT_TRUE(played_inside) << samples.dump();
+  const json& last = samples.back();
+  EXPECT_TRUE(last["paused"].get<bool>()) << "stopped by itself at the offset: " << samples.dump();
+  EXPECT_NEAR(last["t"].get<double>(), offset, 0.15) << samples.dump();
+  // The spectrogram click: a quarter of the way in, then playing on (300 ms later).
+  const json& seek = seen["seek"];
+  const double target = 0.25 * seek["duration"].get<double>();
+  EXPECT_FALSE(seek["paused"].get<bool>()) << seek.dump();
+  EXPECT_GE(seek["t"].get<double>(), target - 0.1) << seek.dump();
+  EXPECT_LE(seek["t"].get<double>(), target + 1.0) << seek.dump();
+  EXPECT_EQ(seek["playing_row"], -1) << "no row is highlighted after a seek elsewhere";
+}
+
 TEST(ServeCli, StartsFromTheEnvironmentAndStopsCleanlyOnSigterm) {
   EARMARK_REQUIRE_SHARED();
   TempDir dir;

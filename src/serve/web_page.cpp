@@ -59,7 +59,7 @@ th{font-weight:600;color:var(--mute);font-size:13px}tr.event{cursor:pointer}tr.e
 "use strict";
 const $ = (id) => document.getElementById(id);
 const COLORS = ["#e6194b","#3cb44b","#ffe119","#4363d8","#f58231","#911eb4","#46f0f0","#f032e6","#bcf60c","#fabebe","#008080","#e6beff"];
-let job = null, current = 0, stopAt = null;
+let job = null, current = 0, stopAt = null, stopTimer = 0;
 
 function setStatus(text, isError) { $("status").textContent = text; $("status").className = isError ? "error" : ""; }
 function setState(s) { document.body.dataset.state = s; }
@@ -175,14 +175,26 @@ function play(onset, offset, tr) {
   a.currentTime = onset;
   a.play().catch(() => {});
 }
+// Stops a played stretch at its offset: timeupdate comes only every ~250 ms, so a timer
+// aimed at the offset does it to within a few ms.
+function watchStop() {
+  clearTimeout(stopTimer);
+  const a = $("audio");
+  if (stopAt === null || a.paused) return;
+  const left = (stopAt - a.currentTime) / (a.playbackRate || 1);
+  if (left <= 0.004) { a.pause(); stopAt = null; return; }
+  stopTimer = setTimeout(watchStop, Math.min(250, 1000 * left));
+}
+$("audio").addEventListener("playing", watchStop);
 $("audio").addEventListener("timeupdate", () => {
   const a = $("audio"), box = $("spec"), d = parseFloat(box.dataset.duration || "0");
   if (d > 0) { $("cursor").style.display = "block"; $("cursor").style.left = (100 * a.currentTime / d) + "%"; }
-  if (stopAt !== null && a.currentTime >= stopAt) { a.pause(); stopAt = null; }
+  watchStop();
 });
 $("spec").addEventListener("click", (ev) => {
   const box = $("spec"), d = parseFloat(box.dataset.duration || "0"); if (!(d > 0)) return;
   const rect = box.getBoundingClientRect(); stopAt = null;
+  document.querySelectorAll("tr.event.playing").forEach(r => r.classList.remove("playing"));
   $("audio").currentTime = d * (ev.clientX - rect.left) / rect.width; $("audio").play().catch(() => {});
 });
 $("upload").addEventListener("submit", (ev) => { ev.preventDefault(); const fs = $("file").files;
