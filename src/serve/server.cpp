@@ -35,6 +35,23 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
+// The pause between two looks at the store while a request waits for a job: `first`
+// throughout on a folder; on a bucket, where each look is a request, growing by half each
+// time up to 250 ms, so that many waiting clients do not keep the S3 server busy.
+class StorePoll {
+ public:
+  StorePoll(const Store& store, std::chrono::milliseconds first)
+      : every_(first), slowest_(store.blobs().remote() ? std::max(first, std::chrono::milliseconds(250)) : first) {}
+  void wait(Clock::time_point until) {
+    const auto left = std::chrono::duration_cast<Clock::duration>(until - Clock::now());
+    if (left > Clock::duration::zero()) std::this_thread::sleep_for(std::min<Clock::duration>(every_, left));
+    every_ = std::min(every_ * 3 / 2, slowest_);
+  }
+
+ private:
+  std::chrono::milliseconds every_, slowest_;
+};
+
 // An answer other than 2xx, with a stable machine-readable code.
 struct ApiError {
   ApiError(int s, std::string c, std::string m, int retry = 0, std::string j = {})
@@ -582,13 +599,14 @@ struct Service::Impl {
                 const auto uploads = parse_uploads(req, 1);
                 const Job job = submit(uploads, false, cfg.max_sync_audio_s);
                 const auto deadline = Clock::now() + std::chrono::seconds(cfg.sync_timeout_s);
+                StorePoll poll(*store, std::chrono::milliseconds(20));
                 while (!store->has_result(job.id, 0)) {
                   if (Clock::now() > deadline)
                     throw ApiError{504, "detect_timeout",
                                    "no result within " + std::to_string(cfg.sync_timeout_s) +
                                        " s; the file stays queued: poll GET /v1/jobs/" + job.id,
                                    0, job.id};
-                  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+                  poll.wait(deadline);
                 }
                 auto r = store->read_result(job.id, 0);
                 if (!r) throw ApiError{500, "internal", "the result of job " + job.id + " cannot be read", 0, job.id};
@@ -623,12 +641,10 @@ struct Service::Impl {
                    throw ApiError{400, "bad_parameter", "wait must be a number of seconds (0-30)"};
                  }
                }
-               const auto until = Clock::now() + std::chrono::duration<double>(wait_s);
-               for (;;) {
-                 const JobState st = store->state(job);
-                 if (st == JobState::done || st == JobState::failed || Clock::now() >= until || stopping) break;
-                 std::this_thread::sleep_for(std::chrono::milliseconds(50));
-               }
+               const auto until =
+                   Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(wait_s));
+               StorePoll poll(*store, std::chrono::milliseconds(50));
+               while (Clock::now() < until && !stopping && !store->over(job)) poll.wait(until);
                send_json(res, 200, store->status(job));
              }));
     http.Get(R"(/v1/jobs/([^/]+)/report)", guarded([this](const httplib::Request& req, httplib::Response& res) {

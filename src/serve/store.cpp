@@ -234,6 +234,7 @@ class BucketBlobs final : public Blobs {
     if (!checked_error_.empty()) throw Error(checked_error_);
   }
   std::string describe() const override { return s3_.settings().describe(); }
+  bool remote() const override { return true; }
 
  private:
   mutable S3Client s3_;  // thread-safe: each request takes a connection of its own
@@ -446,6 +447,12 @@ void Store::write_done(const std::string& id, JobState state, const std::string&
   json j = {{"v", 1}, {"state", to_string(state)}, {"finished_at", utc_now_iso()}};
   if (!error.empty()) j["error"] = error;
   blobs_->put(job_key(id) + "done.json", j.dump() + "\n");
+}
+
+bool Store::over(const Job& job) const {
+  const auto done = blobs_->get(job_key(job.id) + "done.json");
+  if (done && !done->empty()) return true;
+  return !job.report && result_count(job) == job.files.size();
 }
 
 JobState Store::state(const Job& job) const {

@@ -64,6 +64,8 @@ class Blobs {
   // Throws earmark::Error saying why the store cannot be written (readiness).
   virtual void check_writable() const = 0;
   virtual std::string describe() const = 0;
+  // True where a read is a network round trip (a bucket): callers that poll look less often.
+  virtual bool remote() const { return false; }
   // A path on this machine to read the object from: the file itself for a folder, else a copy
   // downloaded into `scratch` (removed when the returned object goes).
   struct LocalFile {
@@ -122,6 +124,8 @@ class Store {
 
   void write_done(const std::string& id, JobState state, const std::string& error = {});
   JobState state(const Job& job) const;
+  // done or failed (what state() says), with one read for jobs that have a report.
+  bool over(const Job& job) const;
   // {"id", "state", "created_at", "progress": {"files", "done", "fraction"}, "files": [...],
   //  "error"?, "links"?}: the body of GET /v1/jobs/{id}.
   nlohmann::json status(const Job& job) const;
