@@ -46,7 +46,8 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--store", cfg->store,
                   "where jobs live, shared by the roles: a folder, or s3://BUCKET/PREFIX for S3-compatible storage "
                   "(endpoint, region, credentials from EARMARK_S3_ENDPOINT, EARMARK_S3_REGION, AWS_ACCESS_KEY_ID, "
-                  "AWS_SECRET_ACCESS_KEY) (default: $EARMARK_STORE, else ./earmark-store)");
+                  "AWS_SECRET_ACCESS_KEY, or a workload identity: EKS Pod Identity, IAM roles for service accounts) "
+                  "(default: $EARMARK_STORE, else ./earmark-store)");
   cmd->add_option("--scratch", cfg->scratch,
                   "local folder for staged uploads, S3 downloads and reports in the making (default: $EARMARK_SCRATCH, "
                   "else $TMPDIR/earmark-scratch)");

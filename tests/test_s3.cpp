@@ -6,6 +6,8 @@
 // but the bucket.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <ctime>
 #include <fstream>
 #include <set>
 
@@ -232,6 +234,230 @@ TEST(StoreS3, KeepsTheContractOnARealS3Server) {
   for (int i = 0; i < 10; ++i) c.put("jobs/" + std::to_string(1000 + i) + "/x", "x");
   EXPECT_EQ(c.list("jobs/").size(), 10u);
   EXPECT_EQ(c.list_folders("jobs/").size(), 10u);
+}
+
+// ------------------------------------------------------------------ workload identities
+
+TEST(S3Credentials, ContainerAndStsAnswersAreParsed) {
+  const auto c = serve::parse_container_credentials(
+      R"({"AccessKeyId":"ASIAX","SecretAccessKey":"sec","Token":"tok","Expiration":"2026-11-29T23:59:59Z"})");
+  EXPECT_EQ(c.keys.access_key, "ASIAX");
+  EXPECT_EQ(c.keys.secret_key, "sec");
+  EXPECT_EQ(c.keys.session_token, "tok");
+  EXPECT_EQ(std::chrono::system_clock::to_time_t(c.expires), 1795996799);  // date -u -d 2026-11-29T23:59:59Z +%s
+  EXPECT_NE(error_of([] { serve::parse_container_credentials(R"({"AccessKeyId":"a"})"); }).find("SecretAccessKey"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { serve::parse_container_credentials("<html>"); }).find("not JSON"), std::string::npos);
+  EXPECT_NE(error_of([] {
+              serve::parse_container_credentials(
+                  R"({"AccessKeyId":"a","SecretAccessKey":"b","Expiration":"tomorrow"})");
+            }).find("ISO 8601"),
+            std::string::npos);
+  const auto s = serve::parse_sts_credentials(
+      "<AssumeRoleWithWebIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">"
+      "<AssumeRoleWithWebIdentityResult><Credentials><AccessKeyId>ASIAY</AccessKeyId>"
+      "<SecretAccessKey>s&amp;c</SecretAccessKey><SessionToken>st</SessionToken>"
+      "<Expiration>2026-11-30T00:00:00.000Z</Expiration></Credentials></AssumeRoleWithWebIdentityResult>"
+      "</AssumeRoleWithWebIdentityResponse>");
+  EXPECT_EQ(s.keys.access_key, "ASIAY");
+  EXPECT_EQ(s.keys.secret_key, "s&c");
+  EXPECT_EQ(s.keys.session_token, "st");
+  EXPECT_EQ(std::chrono::system_clock::to_time_t(s.expires), 1795996800);
+  EXPECT_THROW(serve::parse_sts_credentials("<ErrorResponse><Error><Code>AccessDenied</Code></Error></ErrorResponse>"),
+               earmark::Error);
+}
+
+namespace {
+
+// Sets environment variables for one scope, restoring what was there.
+class ScopedEnv {
+ public:
+  explicit ScopedEnv(std::vector<std::pair<std::string, std::string>> vars) {
+    for (auto& [k, v] : vars) {
+      const char* old = std::getenv(k.c_str());
+      saved_.push_back({k, old ? std::optional<std::string>(old) : std::nullopt});
+      if (v.empty()) unsetenv(k.c_str());
+      else setenv(k.c_str(), v.c_str(), 1);
+    }
+  }
+  ~ScopedEnv() {
+    for (auto& [k, v] : saved_) {
+      if (v) setenv(k.c_str(), v->c_str(), 1);
+      else unsetenv(k.c_str());
+    }
+  }
+
+ private:
+  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
+};
+
+const std::vector<std::pair<std::string, std::string>> kNoAwsEnv = {
+    {"AWS_ACCESS_KEY_ID", ""}, {"AWS_SECRET_ACCESS_KEY", ""}, {"AWS_SESSION_TOKEN", ""},
+    {"AWS_CONTAINER_CREDENTIALS_FULL_URI", ""}, {"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", ""},
+    {"AWS_CONTAINER_AUTHORIZATION_TOKEN", ""}, {"AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", ""},
+    {"AWS_WEB_IDENTITY_TOKEN_FILE", ""}, {"AWS_ROLE_ARN", ""}, {"AWS_ROLE_SESSION_NAME", ""},
+    {"AWS_ENDPOINT_URL_STS", ""}, {"EARMARK_S3_REGION", ""}, {"AWS_REGION", ""}, {"AWS_DEFAULT_REGION", ""}};
+
+serve::S3Settings settings_from(std::vector<std::pair<std::string, std::string>> vars) {
+  auto all = kNoAwsEnv;
+  all.insert(all.end(), vars.begin(), vars.end());
+  ScopedEnv env(all);
+  serve::S3Settings s;
+  s.where = serve::parse_s3_url("s3://bucket/x");
+  s.resolve_from_environment();
+  return s;
+}
+
+}  // namespace
+
+TEST(S3Credentials, TheEnvironmentNamesTheIdentity) {
+  using Kind = serve::CredentialSource::Kind;
+  auto s = settings_from({{"AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://169.254.170.23/v1/credentials"},
+                          {"AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "/var/run/secrets/pods.eks.amazonaws.com/token"}});
+  EXPECT_EQ(s.identity.kind, Kind::container);
+  EXPECT_EQ(s.identity.url, "http://169.254.170.23/v1/credentials");
+  EXPECT_EQ(s.identity.auth_token_file, "/var/run/secrets/pods.eks.amazonaws.com/token");
+  EXPECT_NO_THROW(s.validate());
+  EXPECT_EQ(settings_from({{"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/credentials/abc"}}).identity.url,
+            "http://169.254.170.2/v2/credentials/abc");
+  s = settings_from({{"AWS_WEB_IDENTITY_TOKEN_FILE", "/var/run/secrets/eks.amazonaws.com/serviceaccount/token"},
+                     {"AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/earmark"},
+                     {"AWS_REGION", "eu-west-1"}});
+  EXPECT_EQ(s.identity.kind, Kind::web_identity);
+  EXPECT_EQ(s.identity.url, "https://sts.eu-west-1.amazonaws.com");
+  EXPECT_EQ(s.identity.session_name, "earmark");
+  EXPECT_NO_THROW(s.validate());
+  // Keys win over an identity; an identity needs what it names.
+  EXPECT_EQ(settings_from({{"AWS_ACCESS_KEY_ID", "k"}, {"AWS_SECRET_ACCESS_KEY", "s"},
+                           {"AWS_WEB_IDENTITY_TOKEN_FILE", "/t"}, {"AWS_ROLE_ARN", "arn:r"}})
+                .identity.kind,
+            Kind::none);
+  EXPECT_NE(error_of([] { settings_from({{"AWS_WEB_IDENTITY_TOKEN_FILE", "/t"}}).validate(); }).find("AWS_ROLE_ARN"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { settings_from({}).validate(); }).find("AWS_WEB_IDENTITY_TOKEN_FILE"), std::string::npos);
+}
+
+// Keys fetched from a container credentials endpoint and from STS sign real requests to the
+// S3 server; they are fetched once while valid and again when they expire within 5 minutes.
+// The two endpoints are served here by the test, as AWS's agent and STS answer.
+TEST(StoreS3, WorkloadIdentitiesSignWithFetchedKeys) {
+  REQUIRE_S3_SERVER();
+  TempDir dir;
+  S3Server s3(dir.path(), {"earmark"});
+  ASSERT_TRUE(port_open(s3.port())) << s3.log();
+  std::atomic<int> container_calls{0}, sts_calls{0};
+  std::atomic<int> lifetime_s{3600};
+  auto expiration = [&] {
+    const std::time_t t = std::time(nullptr) + lifetime_s.load();
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+    return std::string(buf);
+  };
+  httplib::Server agent;
+  agent.Get("/v1/credentials", [&](const httplib::Request& req, httplib::Response& res) {
+    ++container_calls;
+    if (req.get_header_value("Authorization") != "pod-token-1") {
+      res.status = 401;
+      res.set_content(R"({"message":"bad token"})", "application/json");
+      return;
+    }
+    res.set_content(json{{"AccessKeyId", "S3RVER"}, {"SecretAccessKey", "S3RVER"}, {"Token", "session-1"},
+                         {"Expiration", expiration()}}.dump(),
+                    "application/json");
+  });
+  agent.Post("/sts", [&](const httplib::Request& req, httplib::Response& res) {
+    ++sts_calls;
+    if (req.get_param_value("Action") != "AssumeRoleWithWebIdentity" ||
+        req.get_param_value("RoleArn") != "arn:aws:iam::123456789012:role/earmark" ||
+        req.get_param_value("WebIdentityToken") != "jwt.of.the.pod") {
+      res.status = 403;
+      res.set_content("<ErrorResponse><Error><Code>AccessDenied</Code><Message>Not authorized to perform "
+                      "sts:AssumeRoleWithWebIdentity</Message></Error></ErrorResponse>",
+                      "text/xml");
+      return;
+    }
+    res.set_content("<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult><Credentials>"
+                    "<AccessKeyId>S3RVER</AccessKeyId><SecretAccessKey>S3RVER</SecretAccessKey>"
+                    "<SessionToken>session-2</SessionToken><Expiration>" +
+                        expiration() +
+                        "</Expiration></Credentials></AssumeRoleWithWebIdentityResult>"
+                        "</AssumeRoleWithWebIdentityResponse>",
+                    "text/xml");
+  });
+  const int agent_port = agent.bind_to_any_port("127.0.0.1");
+  std::thread serving([&] { agent.listen_after_bind(); });
+  for (int i = 0; i < 200 && !agent.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  const std::string agent_url = "http://127.0.0.1:" + std::to_string(agent_port);
+  std::ofstream(dir / "pod-token") << "pod-token-1\n";
+  std::ofstream(dir / "jwt") << "jwt.of.the.pod";
+
+  auto with_identity = [&](serve::CredentialSource id) {
+    auto s = s3.settings("earmark", "identity");
+    s.credentials = {};
+    s.identity = std::move(id);
+    return s;
+  };
+  serve::CredentialSource container;
+  container.kind = serve::CredentialSource::Kind::container;
+  container.url = agent_url + "/v1/credentials";
+  container.auth_token_file = (dir / "pod-token").string();
+  {
+    serve::S3Client c(with_identity(container));
+    c.put("a.json", "1");
+    c.put("b.json", "2");
+    EXPECT_EQ(c.get("a.json").value_or(""), "1");
+    EXPECT_EQ(c.list("").size(), 2u);
+    EXPECT_EQ(container_calls.load(), 1) << "fetched once while valid";
+    EXPECT_EQ(c.credentials().session_token, "session-1");
+  }
+  {
+    lifetime_s = 240;  // expires within 5 minutes: renewed before each use
+    container_calls = 0;
+    serve::S3Client c(with_identity(container));
+    EXPECT_EQ(c.get("b.json").value_or(""), "2");
+    EXPECT_TRUE(c.exists("a.json"));
+    EXPECT_EQ(container_calls.load(), 2);
+    lifetime_s = 3600;
+  }
+  serve::CredentialSource web;
+  web.kind = serve::CredentialSource::Kind::web_identity;
+  web.url = agent_url + "/sts";
+  web.role_arn = "arn:aws:iam::123456789012:role/earmark";
+  web.token_file = (dir / "jwt").string();
+  {
+    serve::S3Client c(with_identity(web));
+    EXPECT_EQ(c.get("a.json").value_or(""), "1");
+    c.remove("a.json");
+    EXPECT_FALSE(c.exists("a.json"));
+    EXPECT_EQ(sts_calls.load(), 1);
+    EXPECT_EQ(c.credentials().session_token, "session-2");
+  }
+  // Refusals and an absent endpoint say where and what to check.
+  {
+    std::ofstream(dir / "pod-token") << "stale\n";
+    serve::S3Client c(with_identity(container));
+    const std::string e = error_of([&] { c.get("b.json"); });
+    EXPECT_NE(e.find("HTTP 401"), std::string::npos) << e;
+    EXPECT_NE(e.find(container.url), std::string::npos) << e;
+  }
+  {
+    web.role_arn = "arn:aws:iam::123456789012:role/other";
+    serve::S3Client c(with_identity(web));
+    const std::string e = error_of([&] { c.get("b.json"); });
+    EXPECT_NE(e.find("AccessDenied"), std::string::npos) << e;
+    EXPECT_NE(e.find("trusts"), std::string::npos) << e;
+  }
+  agent.stop();
+  serving.join();
+  {
+    serve::S3Client c(with_identity(container));
+    const std::string e = error_of([&] { c.get("b.json"); });
+    EXPECT_NE(e.find("cannot reach"), std::string::npos) << e;
+    EXPECT_NE(e.find("identity agent"), std::string::npos) << e;
+  }
+  web.token_file = (dir / "no-such-token").string();
+  serve::S3Client c(with_identity(web));
+  EXPECT_NE(error_of([&] { c.get("b.json"); }).find("cannot read the token file"), std::string::npos);
 }
 
 TEST(StoreS3, FailuresSayWhatToFix) {

@@ -11,6 +11,11 @@
 #include <mutex>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <sstream>
+
 #include "earmark/earmark.hpp"
 
 namespace earmark::serve {
@@ -186,6 +191,23 @@ void S3Settings::resolve_from_environment() {
   if (credentials.access_key.empty()) credentials.access_key = env("AWS_ACCESS_KEY_ID");
   if (credentials.secret_key.empty()) credentials.secret_key = env("AWS_SECRET_ACCESS_KEY");
   if (credentials.session_token.empty()) credentials.session_token = env("AWS_SESSION_TOKEN");
+  if (!credentials.access_key.empty() || identity.kind != CredentialSource::Kind::none) return;
+  // No keys: a workload identity, as the AWS SDKs look for them.
+  const std::string full = env("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+  const std::string relative = env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
+  if (!full.empty() || !relative.empty()) {
+    identity.kind = CredentialSource::Kind::container;
+    identity.url = !full.empty() ? full : "http://169.254.170.2" + relative;
+    identity.auth_token = env("AWS_CONTAINER_AUTHORIZATION_TOKEN");
+    identity.auth_token_file = env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
+  } else if (const std::string token_file = env("AWS_WEB_IDENTITY_TOKEN_FILE"); !token_file.empty()) {
+    identity.kind = CredentialSource::Kind::web_identity;
+    identity.token_file = token_file;
+    identity.role_arn = env("AWS_ROLE_ARN");
+    if (const auto n = env("AWS_ROLE_SESSION_NAME"); !n.empty()) identity.session_name = n;
+    identity.url = first({"AWS_ENDPOINT_URL_STS"});
+    if (identity.url.empty()) identity.url = "https://sts." + region + ".amazonaws.com";
+  }
 }
 
 bool S3Settings::uses_path_style() const { return path_style.value_or(!endpoint.empty()); }
@@ -195,9 +217,16 @@ void S3Settings::validate() const {
   if (region.empty()) throw Error("S3 store: the region is empty; set EARMARK_S3_REGION (e.g. us-east-1)");
   if (!endpoint.empty() && endpoint.rfind("http://", 0) != 0 && endpoint.rfind("https://", 0) != 0)
     throw Error("S3 endpoint '" + endpoint + "': write it as http://HOST:PORT or https://HOST");
-  if (credentials.access_key.empty() || credentials.secret_key.empty())
+  const bool keys = !credentials.access_key.empty() && !credentials.secret_key.empty();
+  if (!keys && identity.kind == CredentialSource::Kind::none)
     throw Error("S3 store s3://" + where.bucket + "/" + where.prefix +
-                ": no credentials; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (in Kubernetes from a Secret)");
+                ": no credentials; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (in Kubernetes from a Secret), "
+                "or run with a workload identity (AWS_CONTAINER_CREDENTIALS_FULL_URI: EKS Pod Identity, ECS; "
+                "AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN: EKS IAM roles for service accounts)");
+  if (!keys && identity.url.rfind("http://", 0) != 0 && identity.url.rfind("https://", 0) != 0)
+    throw Error(identity.describe() + ": the endpoint must be an http:// or https:// URL");
+  if (!keys && identity.kind == CredentialSource::Kind::web_identity && identity.role_arn.empty())
+    throw Error("AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not: give the role to assume");
   if (timeout_s < 1) throw Error("S3 timeout must be at least 1 s");
   if (attempts < 1) throw Error("S3 attempts must be at least 1");
   if (page_size < 1 || page_size > 1000) throw Error("S3 listing page size must be 1-1000");
@@ -299,6 +328,124 @@ std::pair<std::string, std::string> parse_s3_error(const std::string& xml) {
   }
 }
 
+// ------------------------------------------------------------------ temporary credentials
+
+std::string CredentialSource::describe() const {
+  switch (kind) {
+    case Kind::container: return "container credentials at " + url;
+    case Kind::web_identity: return "web identity (role " + role_arn + ", token " + token_file + ") via " + url;
+    case Kind::none: break;
+  }
+  return "no credential source";
+}
+
+namespace {
+
+// "2026-11-29T23:59:59Z" (fractions and "+00:00" accepted): the UTC time it names.
+std::chrono::system_clock::time_point parse_utc(const std::string& iso, const std::string& what) {
+  std::tm tm{};
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
+  if (std::sscanf(iso.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d", &y, &mo, &d, &h, &mi, &sec) != 6)
+    throw Error(what + ": Expiration '" + iso + "' is not an ISO 8601 UTC time");
+  tm.tm_year = y - 1900;
+  tm.tm_mon = mo - 1;
+  tm.tm_mday = d;
+  tm.tm_hour = h;
+  tm.tm_min = mi;
+  tm.tm_sec = sec;
+  return std::chrono::system_clock::from_time_t(timegm(&tm));
+}
+
+std::string read_token(const std::string& path, const std::string& what) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw Error(what + ": cannot read the token file " + path);
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  std::string t = ss.str();
+  while (!t.empty() && (t.back() == '\n' || t.back() == '\r' || t.back() == ' ')) t.pop_back();
+  if (t.empty()) throw Error(what + ": the token file " + path + " is empty");
+  return t;
+}
+
+// "http://host:port/path?q" -> {"http://host:port", "/path?q"}.
+std::pair<std::string, std::string> split_url(const std::string& url) {
+  const auto scheme_end = url.find("://");
+  const auto slash = scheme_end == std::string::npos ? std::string::npos : url.find('/', scheme_end + 3);
+  if (slash == std::string::npos) return {url, "/"};
+  return {url.substr(0, slash), url.substr(slash)};
+}
+
+std::string form_encode(const std::map<std::string, std::string>& fields) {
+  std::string out;
+  for (const auto& [k, v] : fields) out += (out.empty() ? "" : "&") + k + "=" + sigv4::uri_encode(v, false);
+  return out;
+}
+
+}  // namespace
+
+TemporaryCredentials parse_container_credentials(const std::string& body) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(body);
+  } catch (const nlohmann::json::exception&) {
+    throw Error("container credentials: the answer is not JSON: " + body.substr(0, 200));
+  }
+  auto field = [&](const char* name) -> std::string {
+    if (!j.is_object() || !j.contains(name) || !j[name].is_string() || j[name].get<std::string>().empty())
+      throw Error(std::string("container credentials: the answer has no ") + name);
+    return j[name].get<std::string>();
+  };
+  TemporaryCredentials c;
+  c.keys = {field("AccessKeyId"), field("SecretAccessKey"), j.value("Token", "")};
+  c.expires = parse_utc(field("Expiration"), "container credentials");
+  return c;
+}
+
+TemporaryCredentials parse_sts_credentials(const std::string& xml) {
+  if (xml.find("<AssumeRoleWithWebIdentityResponse") == std::string::npos)
+    throw Error("STS answer is not an AssumeRoleWithWebIdentityResponse: " + xml.substr(0, 200));
+  const std::string creds = elements(xml, "Credentials").empty() ? "" : elements(xml, "Credentials").front();
+  TemporaryCredentials c;
+  c.keys = {element(creds, "AccessKeyId"), element(creds, "SecretAccessKey"), element(creds, "SessionToken")};
+  if (c.keys.access_key.empty() || c.keys.secret_key.empty())
+    throw Error("STS answer has no AccessKeyId/SecretAccessKey: " + xml.substr(0, 200));
+  c.expires = parse_utc(element(creds, "Expiration"), "STS");
+  return c;
+}
+
+TemporaryCredentials fetch_credentials(const CredentialSource& src, int timeout_s) {
+  const auto [origin, path] = split_url(src.url);
+  httplib::Client cli(origin);
+  cli.set_connection_timeout(timeout_s, 0);
+  cli.set_read_timeout(timeout_s, 0);
+  if (src.kind == CredentialSource::Kind::none) throw Error("no credential source to fetch from");
+  const bool container = src.kind == CredentialSource::Kind::container;
+  httplib::Headers h;
+  std::string body;
+  if (container) {
+    const std::string auth = !src.auth_token_file.empty() ? read_token(src.auth_token_file, src.describe()) : src.auth_token;
+    if (!auth.empty()) h.emplace("Authorization", auth);
+  } else {
+    body = form_encode({{"Action", "AssumeRoleWithWebIdentity"},
+                        {"Version", "2011-06-15"},
+                        {"RoleArn", src.role_arn},
+                        {"RoleSessionName", src.session_name},
+                        {"WebIdentityToken", read_token(src.token_file, src.describe())}});
+  }
+  httplib::Result res = container ? cli.Get(path, h) : cli.Post(path, body, "application/x-www-form-urlencoded");
+  if (!res)
+    throw Error(src.describe() + ": cannot reach it (" + httplib::to_string(res.error()) +
+                (container ? "); is the pod identity agent running?" : "); check AWS_ENDPOINT_URL_STS and the network"));
+  if (res->status != 200) {
+    auto [code, message] = parse_s3_error(res->body);  // STS errors have the same <Code>/<Message>
+    std::string detail = code.empty() ? res->body.substr(0, 200) : code + (message.empty() ? "" : ": " + message);
+    throw Error(src.describe() + ": HTTP " + std::to_string(res->status) + " " + detail +
+                (container ? "; check the pod's identity association"
+                           : "; check that the role trusts this service account's identity provider"));
+  }
+  return container ? parse_container_credentials(res->body) : parse_sts_credentials(res->body);
+}
+
 // ------------------------------------------------------------------ client
 
 // Connections are reused: a small pool of httplib clients (one request at a time each).
@@ -334,6 +481,14 @@ S3Client::S3Client(S3Settings settings) : s_(std::move(settings)), pool_(std::ma
 }
 
 S3Client::~S3Client() = default;
+
+sigv4::Credentials S3Client::credentials() {
+  if (!s_.credentials.access_key.empty()) return s_.credentials;
+  std::lock_guard lock(credentials_mutex_);
+  if (!temporary_ || std::chrono::system_clock::now() + std::chrono::minutes(5) >= temporary_->expires)
+    temporary_ = fetch_credentials(s_.identity, s_.timeout_s);
+  return temporary_->keys;
+}
 
 S3Client::Response S3Client::request(const std::string& method, const std::string& key,
                                      const std::map<std::string, std::string>& query, const std::string& body,
@@ -371,7 +526,7 @@ S3Client::Response S3Client::request(const std::string& method, const std::strin
       cli->set_url_encode(false);  // the path is encoded already (and signed so)
       cli->set_decompress(false);
     }
-    const sigv4::Signed sig = sigv4::sign(sr, s_.credentials, s_.region, "s3", sigv4::amz_date_now());
+    const sigv4::Signed sig = sigv4::sign(sr, credentials(), s_.region, "s3", sigv4::amz_date_now());
     httplib::Request req;
     req.method = method;
     req.path = target;
@@ -390,6 +545,13 @@ S3Client::Response S3Client::request(const std::string& method, const std::strin
     {
       std::lock_guard lock(pool_->m);
       if (pool_->idle.size() < 16) pool_->idle.push_back(std::move(cli));
+    }
+    if (temporary_ && (out.status == 400 || out.status == 403) && attempt < s_.attempts &&
+        parse_s3_error(out.body).first == "ExpiredToken") {
+      std::lock_guard lock(credentials_mutex_);
+      temporary_.reset();  // revoked or expired early: fetch new ones and try again
+      last_error = "ExpiredToken";
+      continue;
     }
     if (out.status >= 500 || out.status == 429) {
       auto [code, message] = parse_s3_error(out.body);

@@ -9,13 +9,16 @@
 //   std::optional<std::string> b = s3.get("jobs/x/job.json");
 //
 // Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for
-// temporary ones), never from the command line. Keys given to the client are relative to the
-// location's prefix.
+// temporary ones), never from the command line; without them, from a workload identity: the
+// container credentials endpoint (EKS Pod Identity, ECS task roles) or a web identity token
+// exchanged with STS (EKS IAM roles for service accounts), renewed before they expire. Keys
+// given to the client are relative to the location's prefix.
 #pragma once
 
 #include <chrono>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -72,6 +75,31 @@ struct S3Location {
 S3Location parse_s3_url(const std::string& url);
 bool is_s3_url(const std::string& s);
 
+// Where temporary credentials come from when no keys are given (see resolve_from_environment).
+struct CredentialSource {
+  enum class Kind { none, container, web_identity };
+  Kind kind = Kind::none;
+  // container: the endpoint (AWS_CONTAINER_CREDENTIALS_FULL_URI, or http://169.254.170.2 +
+  // AWS_CONTAINER_CREDENTIALS_RELATIVE_URI) and its Authorization value or the file holding it.
+  // web_identity: the STS endpoint (AWS_ENDPOINT_URL_STS, else https://sts.REGION.amazonaws.com).
+  std::string url;
+  std::string auth_token, auth_token_file;                      // container
+  std::string role_arn, token_file, session_name = "earmark";  // web_identity
+  std::string describe() const;                                 // "container credentials at URL", ...
+};
+
+// Temporary keys and when they stop working.
+struct TemporaryCredentials {
+  sigv4::Credentials keys;
+  std::chrono::system_clock::time_point expires;
+};
+// Parses the container endpoint's JSON ({"AccessKeyId","SecretAccessKey","Token","Expiration"})
+// and STS's AssumeRoleWithWebIdentityResponse XML. Throw earmark::Error on anything else.
+TemporaryCredentials parse_container_credentials(const std::string& json_body);
+TemporaryCredentials parse_sts_credentials(const std::string& xml);
+// Fetches a fresh set from the source; errors say which endpoint and what to check.
+TemporaryCredentials fetch_credentials(const CredentialSource& source, int timeout_s);
+
 struct S3Settings {
   S3Location where;
   // "https://s3.eu-west-1.amazonaws.com", "http://minio:9000", ... Empty: AWS's endpoint for
@@ -83,13 +111,17 @@ struct S3Settings {
   // virtual-hosted for AWS.
   std::optional<bool> path_style;
   sigv4::Credentials credentials;
+  CredentialSource identity;  // used when `credentials` is empty
   int timeout_s = 30;   // connect / read / write
   int attempts = 4;     // per request, on connection errors, 5xx and SlowDown (backoff 0.2 s, x4)
   int page_size = 1000; // keys per listing request (S3's maximum)
 
   // Fills from the environment where empty: EARMARK_S3_ENDPOINT (or AWS_ENDPOINT_URL_S3,
   // AWS_ENDPOINT_URL), EARMARK_S3_REGION (or AWS_REGION, AWS_DEFAULT_REGION),
-  // EARMARK_S3_PATH_STYLE (1/0), AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN.
+  // EARMARK_S3_PATH_STYLE (1/0), AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN;
+  // without keys, the identity from AWS_CONTAINER_CREDENTIALS_FULL_URI / _RELATIVE_URI (+
+  // AWS_CONTAINER_AUTHORIZATION_TOKEN / _FILE) or AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN
+  // (+ AWS_ROLE_SESSION_NAME, AWS_ENDPOINT_URL_STS).
   void resolve_from_environment();
   void validate() const;  // throws earmark::Error naming the missing or bad setting
   bool uses_path_style() const;
@@ -111,6 +143,9 @@ class S3Client {
   S3Client& operator=(const S3Client&) = delete;
 
   const S3Settings& settings() const { return s_; }
+  // The keys requests are signed with now (fetched or renewed first where they come from an
+  // identity and expire within 5 minutes).
+  sigv4::Credentials credentials();
 
   void put(const std::string& key, const std::string& bytes, const std::string& content_type = {});
   std::optional<std::string> get(const std::string& key);  // nullopt: no such key
@@ -139,6 +174,8 @@ class S3Client {
   std::string scheme_host_port_, host_header_, base_path_;
   struct Pool;
   std::unique_ptr<Pool> pool_;
+  std::mutex credentials_mutex_;
+  std::optional<TemporaryCredentials> temporary_;
 };
 
 // Parses a ListObjectsV2 result body (exposed for tests): contents, common prefixes, and the

@@ -93,8 +93,8 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- if contains "//" (trimAll "/" (toString (default "" $s3.prefix))) }}
 {{- fail (printf "store.s3.prefix=%v has an empty part ('//'); write it as a/b" $s3.prefix) }}
 {{- end }}
-{{- if not $s3.existingSecret }}
-{{- fail "store.type=s3: store.s3.existingSecret is empty; create a Secret with the keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (optional AWS_SESSION_TOKEN) and give its name (deploy/README.md shows the kubectl command)" }}
+{{- if and (not $s3.existingSecret) (not $s3.workloadIdentity) }}
+{{- fail "store.type=s3: store.s3.existingSecret is empty; create a Secret with the keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (optional AWS_SESSION_TOKEN) and give its name (deploy/README.md shows the kubectl command), or set store.s3.workloadIdentity=true on EKS with Pod Identity or IAM roles for service accounts" }}
 {{- end }}
 {{- if and $s3.endpoint (not (regexMatch "^https?://[^/]+/?$" (toString $s3.endpoint))) }}
 {{- fail (printf "store.s3.endpoint=%v: write it as http://HOST:PORT or https://HOST (empty for AWS)" $s3.endpoint) }}
@@ -230,6 +230,7 @@ prometheus.io/path: /metrics
 - name: EARMARK_S3_PATH_STYLE
   value: {{ ternary "1" "0" $v.pathStyle | quote }}
 {{- end }}
+{{- if not $v.workloadIdentity }}
 - name: AWS_ACCESS_KEY_ID
   valueFrom:
     secretKeyRef:
@@ -246,6 +247,7 @@ prometheus.io/path: /metrics
       name: {{ $v.existingSecret }}
       key: {{ $v.secretKeys.sessionToken }}
       optional: true
+{{- end }}
 {{- end }}
 {{- with $root.Values.serve.logLevel }}
 - name: EARMARK_LOG_LEVEL
