@@ -404,7 +404,8 @@ TemporaryCredentials parse_container_credentials(const std::string& body) {
 TemporaryCredentials parse_sts_credentials(const std::string& xml) {
   if (xml.find("<AssumeRoleWithWebIdentityResponse") == std::string::npos)
     throw Error("STS answer is not an AssumeRoleWithWebIdentityResponse: " + xml.substr(0, 200));
-  const std::string creds = elements(xml, "Credentials").empty() ? "" : elements(xml, "Credentials").front();
+  const auto found = elements(xml, "Credentials");
+  const std::string creds = found.empty() ? std::string() : found.front();
   TemporaryCredentials c;
   c.keys = {element(creds, "AccessKeyId"), element(creds, "SecretAccessKey"), element(creds, "SessionToken")};
   if (c.keys.access_key.empty() || c.keys.secret_key.empty())
@@ -546,7 +547,7 @@ S3Client::Response S3Client::request(const std::string& method, const std::strin
       std::lock_guard lock(pool_->m);
       if (pool_->idle.size() < 16) pool_->idle.push_back(std::move(cli));
     }
-    if (temporary_ && (out.status == 400 || out.status == 403) && attempt < s_.attempts &&
+    if (s_.credentials.access_key.empty() && (out.status == 400 || out.status == 403) && attempt < s_.attempts &&
         parse_s3_error(out.body).first == "ExpiredToken") {
       std::lock_guard lock(credentials_mutex_);
       temporary_.reset();  // revoked or expired early: fetch new ones and try again
