@@ -1,6 +1,7 @@
 // The microservice roles with a real Redis: a redis-server started here, the real `earmark`
-// binary as gateway + 2 workers + reporter sharing a store folder, then an S3 bucket. One worker is SIGKILLed in
-// the middle of a file; every job must still end done, each file listed exactly once.
+// binary as gateway + 2 workers + reporter sharing a store folder, then an S3 bucket. One
+// worker is SIGKILLed in the middle of a file; every job must still end done, each file listed
+// exactly once.
 #include <gtest/gtest.h>
 
 #include <hiredis/hiredis.h>
@@ -93,8 +94,8 @@ TEST(RedisQueue, LeasesRedeliveryAckAndDepth) {
   EXPECT_FALSE(serve::make_queue("redis://127.0.0.1:1")->ping());
 }
 
-// Gateway + 2 workers + reporter on one queue and one store (its spec and the environment that
-// reaches it in `store_env`); `store` is the test's own view of the same store. Each role has its
+// Gateway + 2 workers + reporter on one queue and one store (named, with its settings, in
+// `env`); `store` is the test's own view of the same store. Each role has its
 // own scratch folder: the store is all they share.
 void roles_survive_a_killed_worker(const fs::path& dir, const Redis& redis, std::vector<std::string> env,
                                    serve::Store& store) {
