@@ -14,6 +14,7 @@
 #include "serve/s3.hpp"
 #include "serve/server.hpp"
 #include "serve/store.hpp"
+#include "util/time.hpp"
 #include "s3_support.hpp"
 #include "serve_support.hpp"
 
@@ -263,6 +264,13 @@ TEST(S3Credentials, ContainerAndStsAnswersAreParsed) {
   EXPECT_EQ(s.keys.secret_key, "s&c");
   EXPECT_EQ(s.keys.session_token, "st");
   EXPECT_EQ(std::chrono::system_clock::to_time_t(s.expires), 1795996800);
+  using earmark::util::parse_utc_iso;
+  EXPECT_EQ(parse_utc_iso("2026-11-30T00:00:00Z"), std::optional<std::time_t>(1795996800));
+  EXPECT_EQ(parse_utc_iso("2026-11-30T00:00:00+00:00"), std::optional<std::time_t>(1795996800));
+  EXPECT_EQ(parse_utc_iso("2026-11-30T00:00:00.123Z"), std::optional<std::time_t>(1795996800));
+  for (const char* bad : {"2026-11-30T00:00:00", "2026-11-30T00:00:00Zx", "2026-11-30T00:00:00.Z",
+                          "2026-11-30T00:00:00+02:00", "tomorrow", ""})
+    EXPECT_FALSE(parse_utc_iso(bad)) << bad;
   EXPECT_THROW(serve::parse_sts_credentials("<ErrorResponse><Error><Code>AccessDenied</Code></Error></ErrorResponse>"),
                earmark::Error);
 }

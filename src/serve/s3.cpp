@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "earmark/earmark.hpp"
+#include "util/time.hpp"
 
 namespace earmark::serve {
 
@@ -341,19 +342,11 @@ std::string CredentialSource::describe() const {
 
 namespace {
 
-// "2026-11-29T23:59:59Z" (fractions and "+00:00" accepted): the UTC time it names.
-std::chrono::system_clock::time_point parse_utc(const std::string& iso, const std::string& what) {
-  std::tm tm{};
-  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0;
-  if (std::sscanf(iso.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d", &y, &mo, &d, &h, &mi, &sec) != 6)
-    throw Error(what + ": Expiration '" + iso + "' is not an ISO 8601 UTC time");
-  tm.tm_year = y - 1900;
-  tm.tm_mon = mo - 1;
-  tm.tm_mday = d;
-  tm.tm_hour = h;
-  tm.tm_min = mi;
-  tm.tm_sec = sec;
-  return std::chrono::system_clock::from_time_t(timegm(&tm));
+// An Expiration field as a time point; throws naming the answer it came from.
+std::chrono::system_clock::time_point parse_expiration(const std::string& iso, const std::string& what) {
+  const auto t = util::parse_utc_iso(iso);
+  if (!t) throw Error(what + ": Expiration '" + iso + "' is not an ISO 8601 UTC time");
+  return std::chrono::system_clock::from_time_t(*t);
 }
 
 std::string read_token(const std::string& path, const std::string& what) {
@@ -397,7 +390,7 @@ TemporaryCredentials parse_container_credentials(const std::string& body) {
   };
   TemporaryCredentials c;
   c.keys = {field("AccessKeyId"), field("SecretAccessKey"), j.value("Token", "")};
-  c.expires = parse_utc(field("Expiration"), "container credentials");
+  c.expires = parse_expiration(field("Expiration"), "container credentials");
   return c;
 }
 
@@ -410,7 +403,7 @@ TemporaryCredentials parse_sts_credentials(const std::string& xml) {
   c.keys = {element(creds, "AccessKeyId"), element(creds, "SecretAccessKey"), element(creds, "SessionToken")};
   if (c.keys.access_key.empty() || c.keys.secret_key.empty())
     throw Error("STS answer has no AccessKeyId/SecretAccessKey: " + xml.substr(0, 200));
-  c.expires = parse_utc(element(creds, "Expiration"), "STS");
+  c.expires = parse_expiration(element(creds, "Expiration"), "STS");
   return c;
 }
 

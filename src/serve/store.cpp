@@ -17,6 +17,7 @@
 
 #include "report/writers.hpp"
 #include "serve/s3.hpp"
+#include "util/time.hpp"
 
 namespace earmark::serve {
 
@@ -245,14 +246,6 @@ class BucketBlobs final : public Blobs {
 
 std::string job_key(const std::string& id) { return "jobs/" + id + "/"; }
 
-// "2026-11-25T12:00:00Z" -> seconds since the epoch; -1 if not that shape.
-double parse_iso_utc(const std::string& s) {
-  std::tm tm{};
-  const char* end = strptime(s.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  if (!end || *end) return -1;
-  return double(timegm(&tm));
-}
-
 }  // namespace
 
 std::unique_ptr<Blobs> open_blobs(const std::string& spec) {
@@ -449,21 +442,22 @@ void Store::write_done(const std::string& id, JobState state, const std::string&
   blobs_->put(job_key(id) + "done.json", j.dump() + "\n");
 }
 
+std::optional<JobState> Store::ended(const std::string& id) const {
+  const auto done = blobs_->get(job_key(id) + "done.json");
+  if (!done || done->empty()) return std::nullopt;
+  try {
+    return json::parse(*done).value("state", "done") == "failed" ? JobState::failed : JobState::done;
+  } catch (const json::exception&) {
+    return JobState::failed;
+  }
+}
+
 bool Store::over(const Job& job) const {
-  const auto done = blobs_->get(job_key(job.id) + "done.json");
-  if (done && !done->empty()) return true;
-  return !job.report && result_count(job) == job.files.size();
+  return ended(job.id) || (!job.report && result_count(job) == job.files.size());
 }
 
 JobState Store::state(const Job& job) const {
-  const auto done = blobs_->get(job_key(job.id) + "done.json");
-  if (done && !done->empty()) {
-    try {
-      return json::parse(*done).value("state", "done") == "failed" ? JobState::failed : JobState::done;
-    } catch (const json::exception&) {
-      return JobState::failed;
-    }
-  }
+  if (const auto e = ended(job.id)) return *e;
   const size_t results = result_count(job);
   if (results == job.files.size()) return job.report ? JobState::reporting : JobState::done;
   if (results > 0) return JobState::running;
@@ -526,12 +520,12 @@ size_t Store::prune(double max_age_s) {
   for (const auto& id : list_jobs()) {
     const auto done = blobs_->get(job_key(id) + "done.json");
     if (!done) continue;
-    double finished = -1;
+    std::optional<std::time_t> finished;
     try {
-      finished = parse_iso_utc(json::parse(*done).value("finished_at", ""));
+      finished = util::parse_utc_iso(json::parse(*done).value("finished_at", ""));
     } catch (const json::exception&) {
     }
-    if (finished < 0 || now - finished < max_age_s) continue;
+    if (!finished || now - double(*finished) < max_age_s) continue;
     blobs_->remove_all(job_key(id));
     ++removed;
   }

@@ -133,6 +133,8 @@ class Store {
   size_t prune(double max_age_s);
 
  private:
+  // done.json's state (done or failed) once the job ended; nullopt before.
+  std::optional<JobState> ended(const std::string& id) const;
   std::unique_ptr<Blobs> blobs_;
 };
 
