@@ -14,7 +14,7 @@ namespace earmark::cli {
 namespace {
 
 struct SynthArgs {
-  std::string spec_path, out_dir, sounds, name, format, snr_reference, clips_file, background, tv, noise;
+  std::string spec_path, out_dir, sounds, name, format, snr_reference, clips_file, background, tv, noise, annotation;
   uint64_t seed = 0;
   int count = 0, max_events = 0;
   double duration = 0, peak_dbfs = 0, mean_gap = 0, min_gap = 0, overlap = 0, tv_level = 0, noise_snr = 0;
@@ -45,6 +45,8 @@ void add_synth_command(CLI::App& app) {
   auto* o_dur = cmd->add_option("--duration", a->duration, "length in seconds");
   auto* o_fmt = cmd->add_option("--format", a->format, "WAV samples: s16 or f32");
   auto* o_peak = cmd->add_option("--peak-dbfs", a->peak_dbfs, "peak level of the mix (e.g. -40 for very quiet)");
+  auto* o_annotation = cmd->add_option("--annotation", a->annotation,
+                                       "reference events: audible (where each sound is heard, default) or clip (whole clip span)");
   auto* o_gap = cmd->add_option("--mean-gap", a->mean_gap, "mean pause between events, seconds");
   auto* o_min_gap = cmd->add_option("--min-gap", a->min_gap, "shortest pause between events, seconds");
   auto* o_snr = cmd->add_option("--snr", a->snr, "event SNR range in dB: LO HI")->expected(2);
@@ -71,6 +73,7 @@ void add_synth_command(CLI::App& app) {
     if (given(o_dur)) s.duration_s = a->duration;
     if (given(o_fmt)) s.format = util::parse_wav_format(a->format);
     if (given(o_peak)) s.peak_dbfs = a->peak_dbfs;
+    if (given(o_annotation)) s.annotation = a->annotation;
     if (given(o_gap)) s.events.mean_gap_s = a->mean_gap;
     if (given(o_min_gap)) s.events.min_gap_s = a->min_gap;
     if (given(o_snr)) {

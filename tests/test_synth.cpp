@@ -7,6 +7,7 @@
 #include <fstream>
 #include <map>
 #include <numeric>
+#include <random>
 #include <tuple>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "decode/decoder.hpp"
+#include "synth/audible.hpp"
 #include "synth/soundscape.hpp"
 #include "test_support.hpp"
 #include "util/csv.hpp"
@@ -140,6 +142,7 @@ TEST_F(Synth, SameSeedSameBytesDifferentSeedDiffers) {
 TEST_F(Synth, GroundTruthWithinFileAndConsistent) {
   auto spec = base();
   spec.events.overlap_prob = 0.25;
+  spec.annotation = "clip";  // the clips' whole spans; the audible extents are tested below
   TempDir tmp;
   synth::synthesize(spec, tmp.path().string());
   const auto rows = read_tsv(tmp / "soundscape.tsv");
@@ -170,6 +173,126 @@ TEST_F(Synth, GroundTruthWithinFileAndConsistent) {
   EXPECT_EQ(manifest["seed"], 1);
   EXPECT_EQ(manifest["spec"]["events"]["overlap_prob"], 0.25);
   EXPECT_EQ(manifest["background"]["file"], "backgrounds/rain.flac");
+}
+
+// Default references: where each placed clip can be heard. Every TSV row lies inside its clip's
+// span and equals one of the manifest's audible stretches; together they cover less than the
+// clip spans (leading/trailing silence and pauses are gone) but most events keep some stretch.
+TEST_F(Synth, AudibleReferencesInsideTheClipSpans) {
+  auto spec = base();
+  spec.events.overlap_prob = 0.25;
+  TempDir tmp;
+  synth::synthesize(spec, tmp.path().string());
+  const auto rows = read_tsv(tmp / "soundscape.tsv");
+  const auto manifest = nlohmann::json::parse(read_bytes(tmp / "soundscape.json"));
+  EXPECT_EQ(manifest["spec"]["annotation"], "audible");
+  size_t stretches = 0, with_stretch = 0;
+  double clip_total = 0, audible_total = 0;
+  std::vector<TsvRow> expected;
+  for (const auto& e : manifest["events"]) {
+    const double on = e["onset"].get<double>(), off = e["offset"].get<double>();
+    clip_total += off - on;
+    with_stretch += e["audible"].empty() ? 0 : 1;
+    double prev_end = -1;
+    for (const auto& a : e["audible"]) {
+      const double a0 = a[0].get<double>(), a1 = a[1].get<double>();
+      EXPECT_GE(a0, on - 1e-9);
+      EXPECT_LE(a1, off + 1e-9);
+      EXPECT_GE(a1 - a0, 0.05 - 1e-9);       // no run shorter than min_run_s
+      EXPECT_GE(a0 - prev_end, prev_end < 0 ? 0.0 : 0.25 - 1e-9);  // gaps under bridge_s were joined
+      prev_end = a1;
+      audible_total += a1 - a0;
+      expected.push_back({"", a0, a1, e["event_label"].get<std::string>()});
+      ++stretches;
+    }
+  }
+  ASSERT_EQ(rows.size(), stretches);
+  for (const auto& r : rows) {
+    // Printed to the millisecond.
+    const auto it = std::find_if(expected.begin(), expected.end(), [&](const TsvRow& x) {
+      return std::abs(x.onset - r.onset) < 6e-4 && std::abs(x.offset - r.offset) < 6e-4 && x.label == r.label;
+    });
+    ASSERT_NE(it, expected.end()) << r.onset << " " << r.offset << " " << r.label;
+    expected.erase(it);
+  }
+  EXPECT_LT(audible_total, clip_total);
+  EXPECT_GE(double(with_stretch), 0.8 * double(manifest["events"].size()));
+}
+
+// The audibility rule on constructed signals (synth/audible.hpp).
+namespace audible_signals {
+constexpr int kRate = 32000;
+std::vector<float> tone(double seconds, double hz, double amp, double decay_s = 0) {
+  std::vector<float> x(size_t(seconds * kRate));
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double t = double(i) / kRate;
+    x[i] = float(amp * std::sin(2 * M_PI * hz * t) * (decay_s > 0 ? std::exp(-t / decay_s) : 1.0));
+  }
+  return x;
+}
+std::vector<float> white(size_t n, double rms, uint32_t seed) {
+  std::mt19937 g(seed);
+  std::normal_distribution<double> d(0.0, rms);
+  std::vector<float> x(n);
+  for (auto& v : x) v = float(d(g));
+  return x;
+}
+void put(std::vector<float>& x, const std::vector<float>& y, double at_s) {
+  const size_t at = size_t(at_s * kRate);
+  for (size_t i = 0; i < y.size() && at + i < x.size(); ++i) x[at + i] += y[i];
+}
+}  // namespace audible_signals
+
+TEST(SynthAudible, LeadingAndTrailingSilenceAreNotTheEvent) {
+  using namespace audible_signals;
+  std::vector<float> ev(size_t(3.0 * kRate), 0.0f);
+  put(ev, tone(1.0, 1000, 0.1), 0.8);
+  const auto bed = white(ev.size(), 0.001, 1);  // 37 dB under the tone
+  const auto a = synth::audible_extent(ev, bed, kRate);
+  ASSERT_EQ(a.size(), 1u);
+  EXPECT_NEAR(a[0].first, 0.8, 0.02);
+  EXPECT_NEAR(a[0].second, 1.8, 0.02);
+}
+
+TEST(SynthAudible, ThreeBurstsWithPausesAreThreeEvents) {
+  using namespace audible_signals;
+  std::vector<float> ev(size_t(3.5 * kRate), 0.0f);
+  for (double at : {0.2, 1.5, 2.8}) put(ev, tone(0.3, 700, 0.2), at);
+  const std::vector<float> bed(ev.size(), 0.0f);  // no bed at all: only the clip's own peak matters
+  const auto a = synth::audible_extent(ev, bed, kRate);
+  ASSERT_EQ(a.size(), 3u);
+  for (size_t k = 0; k < 3; ++k) {
+    EXPECT_NEAR(a[k].first, 0.2 + 1.3 * double(k), 0.02) << k;
+    EXPECT_NEAR(a[k].second, 0.5 + 1.3 * double(k), 0.02) << k;
+  }
+  // Pauses shorter than bridge_s are inside one event.
+  std::vector<float> close(size_t(2.0 * kRate), 0.0f);
+  for (double at : {0.2, 0.6, 1.0}) put(close, tone(0.3, 700, 0.2), at);
+  const auto c = synth::audible_extent(close, std::vector<float>(close.size(), 0.0f), kRate);
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_NEAR(c[0].first, 0.2, 0.02);
+  EXPECT_NEAR(c[0].second, 1.3, 0.02);
+}
+
+TEST(SynthAudible, ATailUnderTheBedIsNotAnnotated) {
+  using namespace audible_signals;
+  // A 1 kHz tone decaying by 8.7 dB per 0.25 s: with no bed it is annotated until it falls
+  // 35 dB under its peak (t = 0.25 s * 35 / 8.69 = 1.007 s).
+  const auto ev = tone(3.0, 1000, 0.3, 0.25);
+  const auto quiet = synth::audible_extent(ev, std::vector<float>(ev.size(), 0.0f), kRate);
+  ASSERT_EQ(quiet.size(), 1u);
+  EXPECT_NEAR(quiet[0].first, 0.0, 0.02);
+  EXPECT_NEAR(quiet[0].second, 1.007, 0.03);
+  // Over white noise the tail goes under the bed earlier, and the louder the bed the earlier.
+  const auto soft = synth::audible_extent(ev, white(ev.size(), 0.1, 2), kRate);
+  const auto loud = synth::audible_extent(ev, white(ev.size(), 0.5, 3), kRate);
+  ASSERT_EQ(soft.size(), 1u);
+  ASSERT_EQ(loud.size(), 1u);
+  EXPECT_LT(soft[0].second, quiet[0].second - 0.05);
+  EXPECT_LT(loud[0].second, soft[0].second - 0.2);
+  EXPECT_GT(loud[0].second, 0.1);
+  // Buried everywhere: no event at all.
+  EXPECT_TRUE(synth::audible_extent(tone(1.0, 1000, 0.001), white(32000, 0.3, 4), kRate).empty());
 }
 
 // mix - bed is the events alone; in each event's span its energy over the bed's must be the

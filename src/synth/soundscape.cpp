@@ -16,6 +16,7 @@
 
 #include "decode/decoder.hpp"
 #include "earmark/earmark.hpp"
+#include "synth/audible.hpp"
 #include "util/csv.hpp"
 
 namespace earmark::synth {
@@ -200,6 +201,9 @@ void SoundscapeSpec::validate() const {
     bad("duration_s", "must be between 1 and 10800 seconds (3 hours; the mix is built in memory)");
   if (sample_rate < 8000 || sample_rate > 96000) bad("sample_rate", "must be between 8000 and 96000 Hz");
   if (!(peak_dbfs >= -100.0 && peak_dbfs <= 0.0)) bad("peak_dbfs", "must be between -100 and 0 dBFS");
+  if (annotation != "audible" && annotation != "clip")
+    bad("annotation", "must be 'audible' (where each sound can be heard) or 'clip' (the clip's whole span), not '" +
+                          annotation + "'");
   const auto& e = events;
   if (!(e.min_gap_s >= 0.0 && e.min_gap_s <= 3600.0)) bad("events.min_gap_s", "must be between 0 and 3600 seconds");
   if (!(e.mean_gap_s >= e.min_gap_s && e.mean_gap_s <= 36000.0) || e.mean_gap_s <= 0.0)
@@ -231,7 +235,7 @@ SoundscapeSpec SoundscapeSpec::from_yaml_text(const std::string& text, const std
   SoundscapeSpec s;
   if (!root || root.IsNull()) return s;
   check_known(root, {"seed", "name", "count", "duration_s", "sample_rate", "format", "peak_dbfs", "sounds_dir",
-                     "events", "background", "tv", "noise"},
+                     "annotation", "events", "background", "tv", "noise"},
               origin, "");
   get(root, "seed", s.seed, origin, "");
   get(root, "name", s.name, origin, "");
@@ -246,6 +250,7 @@ SoundscapeSpec SoundscapeSpec::from_yaml_text(const std::string& text, const std
     throw Error(origin + ": 'format': " + ex.what());
   }
   get(root, "peak_dbfs", s.peak_dbfs, origin, "");
+  get(root, "annotation", s.annotation, origin, "");
   get(root, "sounds_dir", s.sounds_dir, origin, "");
   s.sounds_dir = resolve(s.sounds_dir, base_dir);
 
@@ -313,6 +318,7 @@ std::string SoundscapeSpec::to_json() const {
   j["format"] = util::wav_format_name(format);
   j["peak_dbfs"] = peak_dbfs;
   j["sounds_dir"] = sounds_dir;
+  j["annotation"] = annotation;
   j["events"] = {{"mean_gap_s", events.mean_gap_s},     {"min_gap_s", events.min_gap_s},
                  {"snr_db", {events.snr_min_db, events.snr_max_db}},
                  {"snr_reference", events.snr_reference}, {"overlap_prob", events.overlap_prob},
@@ -485,6 +491,19 @@ class Renderer {
     }
     Soundscape out;
     if (keep_bed) out.bed = mix;
+    // Where each event can be heard over the bed alone (other events do not mask it: an
+    // overlapping sound is an event of its own). The final gain scales both alike.
+    std::vector<std::vector<std::pair<double, double>>> audible(events.size());
+    for (size_t k = 0; k < events.size(); ++k) {
+      const auto& x = audio(events[k].clip->file);
+      std::vector<float> scaled(x.size());
+      for (size_t i = 0; i < x.size(); ++i) scaled[i] = float(gains[k].gain) * x[i];
+      audible[k] = audible_extent(scaled, std::span<const float>(mix).subspan(events[k].start, x.size()), rate_);
+      for (auto& [a, b] : audible[k]) {
+        a += double(events[k].start) / rate_;
+        b += double(events[k].start) / rate_;
+      }
+    }
     for (size_t k = 0; k < events.size(); ++k) {
       const auto& x = audio(events[k].clip->file);
       const float g = float(gains[k].gain);
@@ -501,6 +520,7 @@ class Renderer {
 
     out.seed = seed_;
     out.sample_rate = rate_;
+    out.annotation = spec_.annotation;
     out.mix_gain_db = gain_to_db(final_gain);
     ojson ev_json = ojson::array();
     for (size_t k = 0; k < events.size(); ++k) {
@@ -515,7 +535,10 @@ class Renderer {
       e.gain_db = gain_to_db(gains[k].gain);
       e.reference_db = gain_to_db(gains[k].reference * final_gain);
       e.overlaps_previous = pe.overlaps;
-      ev_json.push_back({{"onset", e.onset}, {"offset", e.offset}, {"event_label", e.label},
+      e.audible = std::move(audible[k]);
+      ojson aud = ojson::array();
+      for (const auto& [a, b] : e.audible) aud.push_back({a, b});
+      ev_json.push_back({{"onset", e.onset}, {"offset", e.offset}, {"audible", std::move(aud)}, {"event_label", e.label},
                          {"audioset_labels", e.audioset_labels}, {"clip", e.clip}, {"snr_db", e.snr_db},
                          {"gain_db", e.gain_db}, {"reference_dbfs", e.reference_db},
                          {"overlaps_previous", e.overlaps_previous}});
@@ -529,7 +552,8 @@ class Renderer {
     manifest["note"] =
         "Backgrounds and TV beds contain unlabelled sounds of their own (speech and music in the TV beds, "
         "thunder, birds...). SNR: 20*log10(RMS(event) / RMS(bed)), bed = background + tv + noise, over the "
-        "event's span ('local', floored 20 dB below the bed RMS) or the whole file ('global').";
+        "event's span ('local', floored 20 dB below the bed RMS) or the whole file ('global'). onset/offset: the clip's "
+        "file span; audible: where it can be heard over the bed (what the TSV lists when annotation is 'audible').";
     out.manifest_json = manifest.dump(2) + "\n";
     out.audio = std::move(mix);
     return out;
@@ -664,6 +688,19 @@ std::string fmt3(double v) {
 
 }  // namespace
 
+std::vector<Soundscape::Reference> Soundscape::reference_events() const {
+  std::vector<Reference> out;
+  for (const auto& e : events) {
+    if (annotation == "clip") {
+      out.push_back({e.onset, e.offset, e.label});
+      continue;
+    }
+    for (const auto& [a, b] : e.audible) out.push_back({a, b, e.label});
+  }
+  std::stable_sort(out.begin(), out.end(), [](const Reference& a, const Reference& b) { return a.onset < b.onset; });
+  return out;
+}
+
 Soundscape render(const SoundscapeSpec& spec, const SoundLibrary& lib, uint64_t seed, bool keep_bed) {
   AudioCache cache;
   return Renderer(spec, lib, seed, cache).run(keep_bed);
@@ -681,7 +718,8 @@ std::vector<std::string> write_soundscape(const Soundscape& s, util::WavFormat f
     std::ofstream f(tsv, std::ios::binary | std::ios::trunc);
     f << "filename\tonset\toffset\tevent_label\n";
     const std::string fname = name + ".wav";
-    for (const auto& e : s.events) f << fname << '\t' << fmt3(e.onset) << '\t' << fmt3(e.offset) << '\t' << e.label << '\n';
+    for (const auto& e : s.reference_events())
+      f << fname << '\t' << fmt3(e.onset) << '\t' << fmt3(e.offset) << '\t' << e.label << '\n';
     if (!f) throw Error(tsv + ": write failed");
   }
   {
@@ -705,7 +743,7 @@ std::vector<std::string> synthesize(const SoundscapeSpec& spec, const std::strin
     const auto s = Renderer(spec, lib, spec.seed + uint64_t(i), cache).run(false);
     const auto paths = write_soundscape(s, spec.format, out_dir, name);
     written.insert(written.end(), paths.begin(), paths.end());
-    for (const auto& e : s.events)
+    for (const auto& e : s.reference_events())
       all_tsv += name + ".wav\t" + fmt3(e.onset) + "\t" + fmt3(e.offset) + "\t" + e.label + "\n";
   }
   if (spec.count > 1) {

@@ -33,6 +33,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "util/wav.hpp"
@@ -78,6 +79,11 @@ struct SoundscapeSpec {
   int sample_rate = 32000;
   util::WavFormat format = util::WavFormat::pcm16;
   double peak_dbfs = -1.0;
+  // What the reference events (TSV) mark: "audible" (default): the stretches where each placed
+  // clip can be heard over the bed (synth/audible.hpp: leading/trailing silence, pauses between
+  // bursts and masked tails are not the event; three barks are three events); "clip": each
+  // clip's whole file span. The manifest always has both.
+  std::string annotation = "audible";
   // Folder with events.csv, backgrounds.csv and the clips; relative paths in a spec file are
   // taken from the spec file's folder.
   std::string sounds_dir;
@@ -127,6 +133,8 @@ struct PlacedEvent {
   double gain_db = 0;        // gain applied to the clip, before the final mix gain
   double reference_db = 0;   // bed RMS used as the reference, dBFS in the final output
   bool overlaps_previous = false;
+  // Where the clip is audible (seconds from the file start; see SoundscapeSpec::annotation).
+  std::vector<std::pair<double, double>> audible;
 };
 
 struct Soundscape {
@@ -137,6 +145,13 @@ struct Soundscape {
   std::vector<PlacedEvent> events;
   double mix_gain_db = 0;  // final scaling applied to everything
   std::string manifest_json;
+  std::string annotation = "audible";  // the spec's: what reference_events() marks
+  // The reference events as written to the TSV: {onset, offset, label}, by onset.
+  struct Reference {
+    double onset, offset;
+    std::string label;
+  };
+  std::vector<Reference> reference_events() const;
 };
 
 // Renders one soundscape for `seed` (spec.seed is ignored here). Decodes the clips and
