@@ -75,6 +75,7 @@ struct DetectOptions {
   double threshold = -1;
   bool frame_scores = false;
   bool scores = false;
+  bool raw_scores = false;
   bool naive = false;
   bool quiet = false;
   bool no_report = false;
@@ -98,7 +99,8 @@ void write_scores(const std::string& out_dir, const FileResult& r) {
   fs::create_directories(out_dir, ec);
   const std::string path = (fs::path(out_dir) / eval::scores_file_name(r.path)).string();
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  if (f) eval::write_scores_tsv(f, r.scores);
+  // The whole detector's scores where they were made (--scores), else the network's grid.
+  if (f) eval::write_scores_tsv(f, r.detection_scores.frames > 0 ? r.detection_scores : r.scores);
   if (!f) throw Error(path + ": cannot write the score table; check that the folder is writable and has space");
 }
 
@@ -134,6 +136,7 @@ int run_detect(const DetectOptions& o) {
   }
   if (!o.formats.empty()) cfg.output.formats = o.formats;
   if (o.frame_scores) cfg.output.frame_scores = true;
+  if (o.scores && !o.raw_scores && !o.naive) cfg.output.detection_scores = true;
   if (o.naive) cfg.frames = detect::naive_frames_config();
   cfg.model.heads.insert(cfg.model.heads.end(), o.heads.begin(), o.heads.end());
   if (o.head_only) cfg.model.head_only = true;
@@ -220,7 +223,10 @@ void add_detect_command(CLI::App& app) {
   cmd->add_flag("--head-only", o->head_only, "report only the heads' classes, not the AudioSet ones");
   cmd->add_option("--format", o->formats, "output formats: csv, json, audacity, tsv")->delimiter(',');
   cmd->add_flag("--frame-scores", o->frame_scores, "include the frame score grid in the JSON output");
-  cmd->add_flag("--scores", o->scores, "also write each file's frame scores as <out>/<stem>.scores.tsv (for eval --scores)");
+  cmd->add_flag("--scores", o->scores,
+                "also write each file's scores as <out>/<stem>.scores.tsv (for eval --scores): the whole detector's "
+                "(the highest threshold at which each 20 ms step is inside a reported event)");
+  cmd->add_flag("--raw-scores", o->raw_scores, "with --scores: the network's frame score grid instead");
   cmd->add_flag("--naive", o->naive,
                 "baseline instead of the event detector: the top label of each 0.48 s step (0.96 s windows) "
                 "if its score >= the threshold, same-label steps merged");

@@ -2,7 +2,7 @@
 // real-time factor and the process's peak RSS. One thread setting per process, so that the
 // peak RSS belongs to that run; bench/run drives it and prints the comparison table.
 //
-//   bench_pipeline --threads N [--repeat R] [--method columns|windows] [--models-dir DIR] FILE...
+//   bench_pipeline --threads N [--repeat R] [--method columns|windows] [--models-dir DIR] [--config FILE] FILE...
 // Prints one JSON object per file.
 #include <sys/resource.h>
 
@@ -22,6 +22,9 @@ int main(int argc, char** argv) {
   earmark::Config cfg;
   int repeat = 1;
   std::vector<std::string> files;
+  // --config first: the flags below override it wherever they stand.
+  for (int i = 1; i + 1 < argc; ++i)
+    if (std::string(argv[i]) == "--config") cfg = earmark::Config::from_file(argv[i + 1]);
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -37,6 +40,7 @@ int main(int argc, char** argv) {
     else if (a == "--models-dir") cfg.model.models_dir = next();
     else if (a == "--batch") cfg.model.batch = std::stoi(next());
     else if (a == "--chunk") cfg.frames.chunk_s = std::stod(next());
+    else if (a == "--config") next();  // read above
     else files.push_back(a);
   }
   try {

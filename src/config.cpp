@@ -75,6 +75,14 @@ void Config::validate() const {
   if (events.median_s < 0 || events.median_s > 60) bad("events.median_s", "must be between 0 and 60 seconds");
   if (events.min_duration_s < 0) bad("events.min_duration_s", "must not be negative");
   if (events.merge_gap_s < 0) bad("events.merge_gap_s", "must not be negative");
+  if (!(events.refine_search_s >= 0 && events.refine_search_s <= 10))
+    bad("events.refine_search_s", "must be between 0 and 10 seconds");
+  if (!(events.refine_threshold_db >= 0 && events.refine_threshold_db <= 40))
+    bad("events.refine_threshold_db", "must be between 0 and 40 dB");
+  if (!(events.refine_bridge_s >= 0 && events.refine_bridge_s <= 5))
+    bad("events.refine_bridge_s", "must be between 0 and 5 seconds");
+  if (frames.passes != 1 && frames.passes != 2 && frames.passes != 4 && frames.passes != 8)
+    bad("frames.passes", "must be 1, 2, 4 or 8");
   if (events.max_classes_per_frame < 0) bad("events.max_classes_per_frame", "must be 0 (no limit) or more");
   for (const auto& [label, t] : events.per_class) {
     const std::string k = "events.per_class." + label;
@@ -167,19 +175,21 @@ Config Config::from_yaml_text(const std::string& text, const std::string& origin
   }
 
   const auto f = root["frames"];
-  check_known(f, {"method", "chunk_s", "context_s", "pool_columns", "window_s", "hop_s", "min_input_s"}, origin,
+  check_known(f, {"method", "chunk_s", "context_s", "pool_columns", "passes", "window_s", "hop_s", "min_input_s"}, origin,
               "frames");
   get(f, "method", c.frames.method, origin, "frames");
   get(f, "chunk_s", c.frames.chunk_s, origin, "frames");
   get(f, "context_s", c.frames.context_s, origin, "frames");
   get(f, "pool_columns", c.frames.pool_columns, origin, "frames");
+  get(f, "passes", c.frames.passes, origin, "frames");
   get(f, "window_s", c.frames.window_s, origin, "frames");
   get(f, "hop_s", c.frames.hop_s, origin, "frames");
   get(f, "min_input_s", c.frames.min_input_s, origin, "frames");
 
   const auto e = root["events"];
   check_known(e, {"threshold_on", "threshold_off", "median_s", "min_duration_s", "merge_gap_s",
-                  "max_classes_per_frame", "per_class", "allow", "deny", "groups"},
+                  "max_classes_per_frame", "refine", "refine_search_s", "refine_threshold_db", "refine_bridge_s",
+                  "per_class", "allow", "deny", "groups"},
               origin, "events");
   get(e, "threshold_on", c.events.threshold_on, origin, "events");
   get(e, "threshold_off", c.events.threshold_off, origin, "events");
@@ -187,6 +197,10 @@ Config Config::from_yaml_text(const std::string& text, const std::string& origin
   get(e, "min_duration_s", c.events.min_duration_s, origin, "events");
   get(e, "merge_gap_s", c.events.merge_gap_s, origin, "events");
   get(e, "max_classes_per_frame", c.events.max_classes_per_frame, origin, "events");
+  get(e, "refine", c.events.refine, origin, "events");
+  get(e, "refine_search_s", c.events.refine_search_s, origin, "events");
+  get(e, "refine_threshold_db", c.events.refine_threshold_db, origin, "events");
+  get(e, "refine_bridge_s", c.events.refine_bridge_s, origin, "events");
   get(e, "allow", c.events.allow, origin, "events");
   get(e, "deny", c.events.deny, origin, "events");
   get(e, "groups", c.events.groups, origin, "events");
@@ -207,9 +221,10 @@ Config Config::from_yaml_text(const std::string& text, const std::string& origin
   }
 
   const auto o = root["output"];
-  check_known(o, {"formats", "frame_scores", "per_file"}, origin, "output");
+  check_known(o, {"formats", "frame_scores", "detection_scores", "per_file"}, origin, "output");
   get(o, "formats", c.output.formats, origin, "output");
   get(o, "frame_scores", c.output.frame_scores, origin, "output");
+  get(o, "detection_scores", c.output.detection_scores, origin, "output");
   get(o, "per_file", c.output.per_file, origin, "output");
   return c;
 }
@@ -277,6 +292,7 @@ std::string Config::to_yaml() const {
   y << YAML::Key << "chunk_s" << YAML::Value << frames.chunk_s;
   y << YAML::Key << "context_s" << YAML::Value << frames.context_s;
   y << YAML::Key << "pool_columns" << YAML::Value << frames.pool_columns;
+  y << YAML::Key << "passes" << YAML::Value << frames.passes;
   y << YAML::Key << "window_s" << YAML::Value << frames.window_s;
   y << YAML::Key << "hop_s" << YAML::Value << frames.hop_s;
   y << YAML::Key << "min_input_s" << YAML::Value << frames.min_input_s;
@@ -288,6 +304,10 @@ std::string Config::to_yaml() const {
   y << YAML::Key << "min_duration_s" << YAML::Value << events.min_duration_s;
   y << YAML::Key << "merge_gap_s" << YAML::Value << events.merge_gap_s;
   y << YAML::Key << "max_classes_per_frame" << YAML::Value << events.max_classes_per_frame;
+  y << YAML::Key << "refine" << YAML::Value << events.refine;
+  y << YAML::Key << "refine_search_s" << YAML::Value << events.refine_search_s;
+  y << YAML::Key << "refine_threshold_db" << YAML::Value << events.refine_threshold_db;
+  y << YAML::Key << "refine_bridge_s" << YAML::Value << events.refine_bridge_s;
   y << YAML::Key << "per_class" << YAML::Value << YAML::BeginMap;
   for (const auto& [label, t] : events.per_class) {
     y << YAML::Key << label << YAML::Value << YAML::Flow << YAML::BeginMap;
@@ -307,6 +327,7 @@ std::string Config::to_yaml() const {
   y << YAML::Key << "output" << YAML::Value << YAML::BeginMap;
   y << YAML::Key << "formats" << YAML::Value << YAML::Flow << output.formats;
   y << YAML::Key << "frame_scores" << YAML::Value << output.frame_scores;
+  y << YAML::Key << "detection_scores" << YAML::Value << output.detection_scores;
   y << YAML::Key << "per_file" << YAML::Value << output.per_file;
   y << YAML::EndMap;
   y << YAML::EndMap;

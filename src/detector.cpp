@@ -15,6 +15,7 @@
 #include "condition/conditioner.hpp"
 #include "condition/quality.hpp"
 #include "decode/decoder.hpp"
+#include "detect/boundaries.hpp"
 #include "detect/events.hpp"
 #include "earmark/earmark.hpp"
 #include "features/logmel.hpp"
@@ -88,6 +89,7 @@ struct Detector::Impl {
     r.path = name;
     features::LogMelStream mel;
     features::SpectrogramThumbnail thumbnail;
+    detect::BandEnvelope envelope;  // band levels at 10 ms, for event boundaries
     condition::QualityAnalyzer quality;
     std::optional<condition::Conditioner> conditioner;
     if (config.condition.any_enabled()) conditioner.emplace(config.condition);
@@ -118,6 +120,7 @@ struct Detector::Impl {
       const size_t before = frames.size();
       const size_t n = mel.take(frames, mel.available());
       thumbnail.push(std::span<const float>(frames).subspan(before), n);
+      if (config.events.refine) envelope.push(std::span<const float>(frames).subspan(before), n);
       t.features_s += since(t0);
       return more;
     };
@@ -228,6 +231,12 @@ struct Detector::Impl {
     }
     r.scores = detect::apply_label_config(raw, config.events);
     r.events = detect::find_events(r.scores, config.events, r.info.duration_s);
+    if (config.events.refine)
+      r.events = detect::refine_boundaries(r.events, envelope, detect::BoundaryParams::from(config.events),
+                                           r.info.duration_s);
+    if (config.output.detection_scores)
+      r.detection_scores = detect::detection_scores(r.scores, config.events, config.events.refine ? &envelope : nullptr,
+                                                    r.info.duration_s);
     t.events_s += since(t0);
     return r;
   }

@@ -70,8 +70,8 @@ TEST(Detect, ScoreGridCoversTheFile) {
   const auto r = detector().detect_file((shared_dir() / "audio/speech.wav").string());
   ASSERT_TRUE(r.ok());
   EXPECT_NEAR(r.info.duration_s, 10.0, 1e-3);
-  EXPECT_DOUBLE_EQ(r.scores.hop_s, 0.32);
-  EXPECT_EQ(r.scores.frames, 32);  // ceil(10 / 0.32)
+  EXPECT_DOUBLE_EQ(r.scores.hop_s, 0.16);  // two passes over 0.32 s columns
+  EXPECT_EQ(r.scores.frames, 63);  // ceil(10 / 0.16)
   EXPECT_EQ(r.scores.labels.size(), 527u);
   for (float v : r.scores.values) ASSERT_TRUE(v >= 0.0f && v <= 1.0f);
   for (const auto& e : r.events) {
@@ -83,13 +83,17 @@ TEST(Detect, ScoreGridCoversTheFile) {
 
 TEST(Detect, StreamingBlockSizeDoesNotChangeScores) {
   EARMARK_REQUIRE_SHARED();
-  // The same 10 s through the frame scorer in mel blocks of 1, 37 and all frames.
+  // The same 10 s through the frame scorer in mel blocks of 1, 37 and all frames, with one and
+  // with several passes (shifted chunks reach back before the block that completes them).
   const auto audio = earmark::testing::read_wav16(shared_dir() / "audio/typing.wav");
   const model::Network net((earmark::testing::models_dir() / "mn04_as_mAP_432.pt").string(), 0, 1);
+  for (int passes : {1, 2, 4}) {
   std::vector<std::vector<float>> results;
+  FramesConfig fc;
+  fc.passes = passes;
   for (size_t block : {size_t(1), size_t(37), size_t(100000)}) {
     features::LogMelStream mel;
-    model::FrameScorer scorer(net, FramesConfig{}, 3);
+    model::FrameScorer scorer(net, fc, 3);
     std::vector<float> frames;
     for (size_t i = 0; i < audio.size(); i += block * 320) {
       const size_t n = std::min(block * 320, audio.size() - i);
@@ -104,12 +108,14 @@ TEST(Detect, StreamingBlockSizeDoesNotChangeScores) {
     scorer.finish(audio.size());
     results.push_back(scorer.logits());
   }
-  ASSERT_EQ(results[0].size(), 32u * 527u);
+  // ceil(10 s / (0.32 s / passes)) rows.
+  ASSERT_EQ(results[0].size(), size_t(std::ceil(10.0 / (0.32 / passes) - 1e-9)) * 527u) << passes << " passes";
   for (size_t k = 1; k < results.size(); ++k) {
     ASSERT_EQ(results[k].size(), results[0].size());
     float d = 0;
     for (size_t i = 0; i < results[0].size(); ++i) d = std::max(d, std::abs(results[k][i] - results[0][i]));
-    EXPECT_LT(d, 1e-4f) << "block variant " << k;
+    EXPECT_LT(d, 1e-4f) << "block variant " << k << ", " << passes << " passes";
+  }
   }
 }
 
@@ -120,7 +126,7 @@ TEST(Detect, ShortClipsAndEdgesGetScores) {
   const std::vector<float> excerpt(audio.begin() + 3 * 32000, audio.begin() + 3 * 32000 + 25600);
   const auto r = detector().detect_samples(excerpt, "typing-excerpt");
   ASSERT_TRUE(r.ok());
-  ASSERT_EQ(r.scores.frames, 3);  // ceil(0.8 / 0.32)
+  ASSERT_EQ(r.scores.frames, 5);  // ceil(0.8 / 0.16)
   const auto col = [&](const char* name) {
     return int(std::find(r.scores.labels.begin(), r.scores.labels.end(), name) - r.scores.labels.begin());
   };

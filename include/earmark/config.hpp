@@ -48,6 +48,10 @@ struct FramesConfig {
   double context_s = 0.32;
   // columns: how many feature columns (each 0.32 s) are averaged before classifying one column.
   int pool_columns = 3;
+  // columns: passes over the input, each shifted by 0.32 s / passes, interleaved into one grid
+  // of 0.32 s / passes (1, 2, 4 or 8; each pass costs one network run). Same network, same
+  // short chunks, so the scores keep their calibration on a finer grid.
+  int passes = 2;
   // windows: window length and hop.
   double window_s = 2.0;
   double hop_s = 0.32;
@@ -71,6 +75,14 @@ struct EventsConfig {
   double min_duration_s = 0.32; // shorter events are dropped
   double merge_gap_s = 0.64;    // same-class events closer than this are merged
   int max_classes_per_frame = 0; // 0: no limit; else only the top-k classes of a frame may be on
+  // Boundaries from the signal (detect/boundaries.hpp): each event's onset and offset are moved
+  // to where its sound rises out of and sinks back into the background, at 10 ms, searching up
+  // to refine_search_s around the score grid's boundary; activity at least refine_threshold_db
+  // over the background in the event's own bands; pauses under refine_bridge_s stay inside.
+  bool refine = true;
+  double refine_search_s = 1.0;
+  double refine_threshold_db = 3.0;
+  double refine_bridge_s = 0.25;
   std::map<std::string, ClassThreshold> per_class;  // by AudioSet display name (or group name)
   std::vector<std::string> allow;  // if not empty: only these labels (or groups) are reported
   std::vector<std::string> deny;   // these labels are never reported
@@ -156,6 +168,10 @@ struct ConditionConfig {
 struct OutputConfig {
   std::vector<std::string> formats = {"csv", "json", "audacity", "tsv"};
   bool frame_scores = false;  // include the score grid in the JSON output
+  // Fill FileResult::detection_scores: the whole detector's scores (detect/boundaries.hpp
+  // detection_scores), what `earmark eval --scores` should rank for PSDS. Costs 19 extra runs
+  // of the event stage per file.
+  bool detection_scores = false;
   bool per_file = true;       // write one file per input besides the run-wide files
 };
 

@@ -99,6 +99,9 @@ struct FileResult {
   AudioInfo info;
   std::vector<Event> events;
   FrameScores scores;
+  // With output.detection_scores: per class and 20 ms step, the highest operating threshold at
+  // which the step lies inside a reported (refined) event; what PSDS should rank.
+  FrameScores detection_scores;
   QualityInfo quality;
   std::vector<Anomaly> anomalies;  // signal and detection problems, by start time
   Spectrogram spectrogram;

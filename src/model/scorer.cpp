@@ -14,9 +14,17 @@ constexpr long kCol = kTimeDownsample;  // mel frames per output column
 }  // namespace
 
 FrameScorer::FrameScorer(const Network& net, const FramesConfig& cfg, int batch, bool keep_embeddings)
-    : net_(net), cfg_(cfg), batch_(std::max(1, batch)), keep_embeddings_(keep_embeddings), classes_(net.info().num_classes) {}
+    : net_(net), cfg_(cfg), batch_(std::max(1, batch)), keep_embeddings_(keep_embeddings), classes_(net.info().num_classes) {
+  // Pass p's columns are centred on (p + 0.5) / P of a cell instead of its middle.
+  const int P = passes();
+  for (int p = 0; p < P; ++p) pass_offsets_.push_back(int(std::lround((p + 0.5) * double(kCol) / P - kCol / 2.0)));
+}
 
-double FrameScorer::hop_s() const { return cfg_.method == "windows" ? cfg_.hop_s : kColumnSeconds; }
+int FrameScorer::passes() const { return cfg_.method == "windows" ? 1 : std::max(1, cfg_.passes); }
+
+double FrameScorer::hop_s() const { return cfg_.method == "windows" ? cfg_.hop_s : kColumnSeconds / passes(); }
+
+long FrameScorer::chunk_start(long g0, int context) const { return kCol * (g0 - context) + kCol / 2; }
 
 void FrameScorer::push(std::span<const float> frames, size_t n) {
   mel_.insert(mel_.end(), frames.begin(), frames.begin() + long(n * kMels));
@@ -25,10 +33,16 @@ void FrameScorer::push(std::span<const float> frames, size_t n) {
 }
 
 void FrameScorer::finish(size_t samples) {
-  const double cell = hop_s() * kSampleRate;
+  const double cell = (cfg_.method == "windows" ? cfg_.hop_s : kColumnSeconds) * kSampleRate;
   grid_total_ = samples == 0 ? 0 : long(std::ceil(double(samples) / cell - 1e-9));
+  const double row = hop_s() * kSampleRate;
+  rows_total_ = samples == 0 ? 0 : long(std::ceil(double(samples) / row - 1e-9));
   run_ready(true);
   mel_.clear();
+  // The last cell's later passes may lie past the end of the audio.
+  if (logits_.size() > size_t(rows_total_) * size_t(classes_)) logits_.resize(size_t(rows_total_) * size_t(classes_));
+  const size_t dim = size_t(net_.info().embedding_dim);
+  if (embeddings_.size() > size_t(rows_total_) * dim) embeddings_.resize(size_t(rows_total_) * dim);
 }
 
 void FrameScorer::gather(long start, int length, float* out) const {
@@ -44,36 +58,45 @@ void FrameScorer::gather(long start, int length, float* out) const {
   }
 }
 
-void FrameScorer::run_chunks(const std::vector<long>& starts, int core, int input_columns) {
+void FrameScorer::run_chunks(const std::vector<long>& g0s, int core, int input_columns) {
+  const int P = passes();
   const int frames = input_columns * int(kCol);
   const int context = (input_columns - core) / 2;
-  std::vector<float> mel(size_t(frames) * kMels * starts.size());
-  for (size_t b = 0; b < starts.size(); ++b) gather(starts[b], frames, mel.data() + b * size_t(frames) * kMels);
+  const size_t inputs = g0s.size() * size_t(P);
+  std::vector<float> mel(size_t(frames) * kMels * inputs);
+  for (size_t b = 0; b < g0s.size(); ++b)
+    for (int p = 0; p < P; ++p)
+      gather(chunk_start(g0s[b], context) + pass_offsets_[size_t(p)], frames,
+             mel.data() + (b * size_t(P) + size_t(p)) * size_t(frames) * kMels);
   std::vector<float> feats;
   int cols = 0;
-  net_.column_features(mel.data(), int(starts.size()), frames, feats, cols);
+  net_.column_features(mel.data(), int(inputs), frames, feats, cols);
   // Average each kept column with its neighbours, but only with columns that lie inside the
-  // file: a column of padding would pull the first and last cells towards "silence".
+  // file: a column of padding would pull the first and last cells towards "silence". Rows come
+  // out in grid order: cell by cell, each cell's passes in turn.
   const size_t dim = size_t(net_.info().embedding_dim);
   const int half = cfg_.pool_columns / 2;
-  std::vector<float> pooled(starts.size() * size_t(core) * dim, 0.0f);
-  for (size_t b = 0; b < starts.size(); ++b) {
-    const long first_grid = (starts[b] - kCol / 2) / kCol;  // grid cell of column 0
+  std::vector<float> pooled(inputs * size_t(core) * dim, 0.0f);
+  for (size_t b = 0; b < g0s.size(); ++b) {
+    const long first_grid = g0s[b] - context;  // grid cell of column 0
     for (int c = 0; c < core; ++c) {
-      float* out = pooled.data() + (b * size_t(core) + size_t(c)) * dim;
-      int used = 0;
-      for (int k = context + c - half; k <= context + c + half; ++k) {
-        const long g = first_grid + k;
-        const bool inside = k >= 0 && k < cols && g >= 0 && (grid_total_ < 0 || g < grid_total_);
-        if (!inside && k != context + c) continue;
-        const float* f = feats.data() + (b * size_t(cols) + size_t(k)) * dim;
-        for (size_t d = 0; d < dim; ++d) out[d] += f[d];
-        ++used;
+      for (int p = 0; p < P; ++p) {
+        const size_t input = b * size_t(P) + size_t(p);
+        float* out = pooled.data() + ((b * size_t(core) + size_t(c)) * size_t(P) + size_t(p)) * dim;
+        int used = 0;
+        for (int k = context + c - half; k <= context + c + half; ++k) {
+          const long g = first_grid + k;
+          const bool inside = k >= 0 && k < cols && g >= 0 && (grid_total_ < 0 || g < grid_total_);
+          if (!inside && k != context + c) continue;
+          const float* f = feats.data() + (input * size_t(cols) + size_t(k)) * dim;
+          for (size_t d = 0; d < dim; ++d) out[d] += f[d];
+          ++used;
+        }
+        for (size_t d = 0; d < dim; ++d) out[d] /= float(used);
       }
-      for (size_t d = 0; d < dim; ++d) out[d] /= float(used);
     }
   }
-  const size_t n = starts.size() * size_t(core);
+  const size_t n = inputs * size_t(core);
   std::vector<float> logits(n * size_t(classes_));
   net_.classify(pooled.data(), int(n), logits.data());
   logits_.insert(logits_.end(), logits.begin(), logits.end());
@@ -114,31 +137,34 @@ void FrameScorer::run_ready(bool final) {
   const int core = std::max(1, int(std::lround(cfg_.chunk_s / kColumnSeconds)));
   const int context = int(std::lround(cfg_.context_s / kColumnSeconds));
   // Chunk with core [g0, g0 + n) starts at mel frame 32 (g0 - context) + 16, so that its
-  // column c is centred on mel frame 32 (g0 - context + c) + 16, the middle of grid cell g0 - context + c.
-  auto start_of = [&](long g0) { return kCol * (g0 - context) + kCol / 2; };
+  // column c is centred on mel frame 32 (g0 - context + c) + 16, the middle of grid cell
+  // g0 - context + c; each pass shifts that by its offset.
+  auto start_of = [&](long g0) { return chunk_start(g0, context); };
+  const long first_offset = pass_offsets_.front(), last_offset = pass_offsets_.back();
   for (;;) {
-    std::vector<long> starts;
+    std::vector<long> g0s;
     long g = next_grid_;
     const int input_columns = core + 2 * context;
-    while (int(starts.size()) < batch) {
-      const bool full_known = final ? g + core <= grid_total_ : start_of(g) + kCol * input_columns <= mel_total_;
+    while (int(g0s.size()) < batch) {
+      const bool full_known =
+          final ? g + core <= grid_total_ : start_of(g) + last_offset + kCol * input_columns <= mel_total_;
       if (!full_known) break;
-      starts.push_back(start_of(g));
+      g0s.push_back(g);
       g += core;
     }
-    if (!starts.empty() && (final || int(starts.size()) == batch)) {
-      run_chunks(starts, core, input_columns);
+    if (!g0s.empty() && (final || int(g0s.size()) == batch)) {
+      run_chunks(g0s, core, input_columns);
       next_grid_ = g;
       continue;
     }
     if (final && next_grid_ < grid_total_) {  // the shorter last chunk
       const int n = int(grid_total_ - next_grid_);
-      run_chunks({start_of(next_grid_)}, n, n + 2 * context);
+      run_chunks({next_grid_}, n, n + 2 * context);
       next_grid_ = grid_total_;
     }
     break;
   }
-  const long keep = start_of(next_grid_);
+  const long keep = start_of(next_grid_) + first_offset;
   if (keep > mel_start_) {
     const long drop = std::min<long>(keep - mel_start_, long(mel_.size() / kMels));
     mel_.erase(mel_.begin(), mel_.begin() + drop * kMels);

@@ -11,6 +11,9 @@
 //    are placed so that column g is centred on the middle of grid cell g, i.e. on
 //    (g + 0.5) * 0.32 s; outside the file the input is the log-mel of digital silence, which is
 //    how the network saw short clips in training (zero-padded to 10 s).
+//    With frames.passes = P > 1 the network runs P times, the inputs shifted by 32 / P mel
+//    frames, so that pass p's column g is centred on (P g + p + 0.5) * 0.32 / P s; the columns
+//    are interleaved into one grid of 0.32 / P s.
 //  * windows: the network classifies a window of window_s seconds centred on each grid cell,
 //    every hop_s seconds (the classic sliding-window tagger; costs window_s / hop_s passes
 //    per window length of audio).
@@ -46,7 +49,10 @@ class FrameScorer {
 
  private:
   void run_ready(bool final);
-  void run_chunks(const std::vector<long>& starts, int core, int input_columns);
+  // Chunks whose kept columns start at grid cells `g0s`, each run once per pass.
+  void run_chunks(const std::vector<long>& g0s, int core, int input_columns);
+  long chunk_start(long g0, int context) const;  // first mel frame of pass 0's chunk
+  int passes() const;
   void run_windows(const std::vector<long>& starts);
   void gather(long start, int length, float* mel_major) const;
 
@@ -58,7 +64,9 @@ class FrameScorer {
   std::deque<float> mel_;     // frame-major frames [mel_start_, mel_start_ + mel_.size()/128)
   long mel_start_ = 0;
   long mel_total_ = 0;
-  long grid_total_ = -1;      // known once finished
+  long grid_total_ = -1;      // 0.32 s cells, known once finished
+  long rows_total_ = -1;      // rows of the (finer, with passes) grid, known once finished
+  std::vector<int> pass_offsets_;  // mel frames each pass's chunk is shifted by
   long next_grid_ = 0;        // first grid frame not yet scored
   std::vector<float> logits_;
   std::vector<float> embeddings_;

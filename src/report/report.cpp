@@ -225,9 +225,14 @@ constexpr const char* kPipeline[][2] = {
     {"decode", "FFmpeg decodes the file, downmixes to mono and resamples to 32 kHz"},
     {"condition", "signal quality is measured; optional DC removal, high-pass, denoising and level normalisation"},
     {"features", "128-band log-mel spectrogram, 10 ms hop, as the network was trained on"},
-    {"model", "EfficientAT MobileNetV3 (AudioSet-pretrained, LibTorch) scores every class on a regular time grid"},
+    {"model",
+     "EfficientAT MobileNetV3 (AudioSet-pretrained, LibTorch) scores every class on short chunks, in two passes "
+     "shifted by half a column, giving a score every 0.16 s"},
     {"detect",
-     "per-class median filtering, hysteresis thresholds, gap merging and minimum duration turn scores into events"},
+     "per-class median filtering, hysteresis thresholds, gap merging and minimum duration turn scores into events; "
+     "each event's onset and offset are then placed at 10 ms where its sound rises out of and sinks back into the "
+     "background, in the frequency bands where that sound stands out (pauses split it, a sound that goes on "
+     "extends it)"},
 };
 
 // Why the conditioning steps are on or off by default (bench/conditioning; docs/conditioning.md).
