@@ -1,0 +1,216 @@
+// detect: one name per sound (see rollup.hpp).
+#include "detect/rollup.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <map>
+#include <tuple>
+#include <unordered_map>
+
+namespace earmark::detect {
+
+namespace {
+
+constexpr double kTimeEps = 1e-6;
+
+std::string lower(std::string s) {
+  for (auto& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return s;
+}
+
+bool intersects(const std::vector<int>& a, const std::vector<int>& b) {  // both sorted
+  for (size_t i = 0, j = 0; i < a.size() && j < b.size();) {
+    if (a[i] == b[j]) return true;
+    if (a[i] < b[j]) ++i;
+    else ++j;
+  }
+  return false;
+}
+
+std::vector<int> sorted_unique(std::vector<int> v) {
+  std::sort(v.begin(), v.end());
+  v.erase(std::unique(v.begin(), v.end()), v.end());
+  return v;
+}
+
+}  // namespace
+
+Rollup::Rollup(const Ontology& ontology, const std::vector<std::string>& grid_labels,
+               const std::vector<LabelInfo>& model_labels, const EventsConfig& events, RollupOptions options)
+    : ontology_(&ontology), options_(options), labels_(grid_labels), concepts_(grid_labels.size()) {
+  // Model label name -> ontology class, through the mid (case-insensitive like the events config).
+  std::unordered_map<std::string, int> node_of;
+  for (const auto& l : model_labels) {
+    const int n = ontology.find_id(l.mid);
+    if (n >= 0) node_of.emplace(lower(l.name), n);
+  }
+  std::map<std::string, std::vector<std::string>> groups;  // lower(name) -> members
+  for (const auto& [g, members] : events.groups) {
+    auto& m = groups[lower(g)];
+    m = members;
+    m.push_back(g);  // a group named like a label includes it (apply_label_config)
+  }
+  for (size_t c = 0; c < labels_.size(); ++c) {
+    Concept& k = concepts_[c];
+    if (const auto g = groups.find(lower(labels_[c])); g != groups.end()) {
+      k.pinned = true;
+      std::vector<int> common;  // classes at or above every member
+      bool first = true;
+      for (const auto& m : g->second) {
+        const auto it = node_of.find(lower(m));
+        if (it == node_of.end()) continue;
+        k.self.push_back(it->second);
+        std::vector<int> up = ontology.ancestors(it->second);
+        up.push_back(it->second);
+        up = sorted_unique(std::move(up));
+        if (first) common = std::move(up);
+        else {
+          std::vector<int> both;
+          std::set_intersection(common.begin(), common.end(), up.begin(), up.end(), std::back_inserter(both));
+          common = std::move(both);
+        }
+        first = false;
+      }
+      k.self = sorted_unique(std::move(k.self));
+      for (int n : common)
+        if (!std::binary_search(k.self.begin(), k.self.end(), n)) k.ancestors.push_back(n);
+      for (int n : k.self) k.depth = std::max(k.depth, ontology.node(n).depth);
+      k.known = !k.self.empty();
+      continue;
+    }
+    const auto it = node_of.find(lower(labels_[c]));
+    if (it == node_of.end()) continue;
+    k.known = true;
+    k.self = {it->second};
+    k.ancestors = ontology.ancestors(it->second);
+    k.depth = ontology.node(it->second).depth;
+  }
+}
+
+int Rollup::column(const std::string& label) const {
+  for (size_t c = 0; c < labels_.size(); ++c)
+    if (labels_[c] == label) return int(c);
+  return -1;
+}
+
+Rollup::Relation Rollup::relation(int a, int b) const {
+  if (a == b || a < 0 || b < 0 || size_t(a) >= concepts_.size() || size_t(b) >= concepts_.size()) return Relation::none;
+  const Concept& x = concepts_[size_t(a)];
+  const Concept& y = concepts_[size_t(b)];
+  if (!x.known || !y.known) return Relation::none;
+  if (intersects(y.self, x.ancestors)) return Relation::ancestor;
+  if (intersects(x.self, y.ancestors)) return Relation::descendant;
+  // Co-parents: the ontology has a class that is a kind of both (Howl under Dog and Canidae).
+  for (int s : x.self)
+    for (int t : y.self) {
+      const auto& cs = ontology_->node(s).children;
+      for (int k : ontology_->node(t).children)
+        if (std::find(cs.begin(), cs.end(), k) != cs.end()) return Relation::cousin;
+      if (!options_.siblings) continue;
+      const auto& ps = ontology_->node(s).parents;
+      for (int p : ontology_->node(t).parents) {
+        const auto& pn = ontology_->node(p);
+        if (pn.depth >= 1 && !pn.abstract && std::find(ps.begin(), ps.end(), p) != ps.end()) return Relation::cousin;
+      }
+    }
+  return Relation::none;
+}
+
+std::vector<Event> Rollup::apply(const std::vector<Event>& events) const {
+  const size_t n = events.size();
+  std::vector<int> col(n, -1);
+  for (size_t i = 0; i < n; ++i) {
+    const auto& e = events[i];
+    const bool index_ok = e.class_index >= 0 && size_t(e.class_index) < labels_.size() &&
+                          labels_[size_t(e.class_index)] == e.label;
+    col[i] = index_ok ? e.class_index : column(e.label);
+    if (col[i] >= 0 && !concepts_[size_t(col[i])].known) col[i] = -1;
+  }
+  // rel[i][j]: how event j's label relates to event i's, where the two overlap enough to be one sound.
+  std::vector<std::vector<Relation>> rel(n, std::vector<Relation>(n, Relation::none));
+  for (size_t i = 0; i < n; ++i)
+    for (size_t j = i + 1; j < n; ++j) {
+      if (col[i] < 0 || col[j] < 0) continue;
+      const Event& a = events[i];
+      const Event& b = events[j];
+      const double inter = std::min(a.offset, b.offset) - std::max(a.onset, b.onset);
+      if (!(inter > kTimeEps)) continue;
+      const Relation r = relation(col[i], col[j]);
+      if (r == Relation::none) continue;
+      if (r == Relation::cousin) {
+        const double shorter = std::min(a.offset - a.onset, b.offset - b.onset);
+        if (inter < options_.min_overlap * shorter - kTimeEps) continue;
+      }
+      rel[i][j] = r;
+      rel[j][i] = r == Relation::ancestor ? Relation::descendant : r == Relation::descendant ? Relation::ancestor : r;
+    }
+  auto pinned = [&](size_t i) { return col[i] >= 0 && concepts_[size_t(col[i])].pinned; };
+  auto depth = [&](size_t i) { return col[i] >= 0 ? concepts_[size_t(col[i])].depth : 0; };
+
+  // A label may name its sound when it is not far below any label it would replace.
+  std::vector<bool> eligible(n, true);
+  for (size_t i = 0; i < n; ++i) {
+    if (pinned(i)) continue;
+    for (size_t j = 0; j < n; ++j)
+      if (rel[i][j] != Relation::none && rel[i][j] != Relation::descendant &&
+          double(events[i].confidence) < options_.child_ratio * double(events[j].confidence))
+        eligible[i] = false;
+  }
+
+  enum State { free_, reported, absorbed };
+  std::vector<State> state(n, free_);
+  std::vector<size_t> picks;
+  for (size_t i = 0; i < n; ++i)
+    if (col[i] < 0) state[i] = reported;  // passed through
+  for (;;) {
+    size_t best = n;
+    auto key = [&](size_t i) {
+      return std::make_tuple(pinned(i), bool(eligible[i]), depth(i), events[i].confidence, -events[i].onset);
+    };
+    for (size_t i = 0; i < n; ++i)
+      if (state[i] == free_ && (best == n || key(i) > key(best))) best = i;
+    if (best == n) break;
+    state[best] = reported;
+    picks.push_back(best);
+    for (size_t j = 0; j < n; ++j)
+      if (state[j] == free_ && rel[best][j] != Relation::none && !pinned(j)) state[j] = absorbed;
+  }
+
+  // Each absorbed event: the reported events it is one sound with.
+  std::vector<int> owners(n, 0);
+  for (size_t j = 0; j < n; ++j)
+    if (state[j] == absorbed)
+      for (size_t p : picks) owners[j] += rel[p][j] != Relation::none ? 1 : 0;
+
+  std::vector<Event> out;
+  out.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    if (state[i] != reported) continue;
+    Event e = events[i];
+    e.also.clear();
+    std::map<std::string, float> also;
+    for (size_t j = 0; j < n; ++j) {
+      if (state[j] != absorbed || rel[i][j] == Relation::none) continue;
+      auto [it, fresh] = also.emplace(events[j].label, events[j].confidence);
+      if (!fresh) it->second = std::max(it->second, events[j].confidence);
+      if (options_.extend_span && owners[j] == 1) {
+        e.onset = std::min(e.onset, events[j].onset);
+        e.offset = std::max(e.offset, events[j].offset);
+      }
+    }
+    also.erase(e.label);
+    for (const auto& [label, conf] : also) e.also.push_back(RolledLabel{label, conf});
+    std::stable_sort(e.also.begin(), e.also.end(),
+                     [](const RolledLabel& a, const RolledLabel& b) { return a.confidence > b.confidence; });
+    out.push_back(std::move(e));
+  }
+  std::sort(out.begin(), out.end(), [](const Event& a, const Event& b) {
+    if (a.onset != b.onset) return a.onset < b.onset;
+    if (a.label != b.label) return a.label < b.label;
+    return a.offset < b.offset;
+  });
+  return out;
+}
+
+}  // namespace earmark::detect
