@@ -256,11 +256,33 @@ TEST(Rollup, ALabelWithTwoParentsAndCoParents) {
   // Co-parents overlapping by less than half of the shorter event are two sounds.
   const auto brief = f.rollup().apply({f.ev("Goat", 0.0, 2.0, 0.6f), f.ev("Sheep", 1.5, 4.0, 0.5f)});
   EXPECT_EQ(brief.size(), 2u) << describe(brief);
-  // Siblings that are not co-parents (Dog, Cat under Domestic animals) stay apart by default.
+}
+
+TEST(Rollup, SiblingsAreOneSoundOnlyWhileTheirParentFiresOverBoth) {
+  const Fixture f;
+  // Dog and Cat (siblings under Domestic animals) alone: a dog and a cat, two sounds.
   EXPECT_EQ(f.rollup().apply({f.ev("Dog", 0.0, 2.0, 0.8f), f.ev("Cat", 0.0, 2.0, 0.5f)}).size(), 2u);
-  RollupOptions sib;
-  sib.siblings = true;
-  EXPECT_EQ(f.rollup(sib).apply({f.ev("Dog", 0.0, 2.0, 0.8f), f.ev("Cat", 0.0, 2.0, 0.5f)}).size(), 1u);
+  // With their parent firing over both, the network is naming one sound three ways.
+  const std::vector<Event> three = {f.ev("Dog", 0.0, 2.0, 0.8f), f.ev("Cat", 0.32, 2.0, 0.5f),
+                                    f.ev("Domestic animals, pets", 0.0, 2.0, 0.7f)};
+  const auto out = f.rollup().apply(three);
+  ASSERT_EQ(out.size(), 1u) << describe(out);
+  EXPECT_EQ(out[0].label, "Dog");
+  EXPECT_EQ(also_labels(out[0]), (std::vector<std::string>{"Domestic animals, pets", "Cat"}));
+  // ... unless the parent covers only one of them,
+  EXPECT_EQ(f.rollup().apply({f.ev("Dog", 0.0, 2.0, 0.8f), f.ev("Cat", 0.32, 2.0, 0.5f),
+                              f.ev("Domestic animals, pets", 0.0, 0.3, 0.7f)})
+                .size(),
+            2u);
+  // ... or siblings are switched off.
+  RollupOptions no;
+  no.siblings = false;
+  EXPECT_EQ(f.rollup(no).apply(three).size(), 2u);
+  // A root does not make siblings: Domestic and Wild animals under Animal stay two.
+  EXPECT_EQ(f.rollup().apply({f.ev("Domestic animals, pets", 0.0, 2.0, 0.8f), f.ev("Wild animals", 0.0, 2.0, 0.6f),
+                              f.ev("Animal", 0.0, 2.0, 0.9f)})
+                .size(),
+            2u);
 }
 
 TEST(Rollup, GroupsAreKeptAndAbsorbTheirMembersRelatives) {

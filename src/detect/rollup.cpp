@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <iterator>
 #include <map>
 #include <tuple>
 #include <unordered_map>
@@ -107,14 +108,23 @@ Rollup::Relation Rollup::relation(int a, int b) const {
       const auto& cs = ontology_->node(s).children;
       for (int k : ontology_->node(t).children)
         if (std::find(cs.begin(), cs.end(), k) != cs.end()) return Relation::cousin;
-      if (!options_.siblings) continue;
+    }
+  return Relation::none;
+}
+
+std::vector<int> Rollup::shared_parents(int a, int b) const {
+  std::vector<int> out;
+  if (a == b || a < 0 || b < 0 || size_t(a) >= concepts_.size() || size_t(b) >= concepts_.size()) return out;
+  for (int s : concepts_[size_t(a)].self)
+    for (int t : concepts_[size_t(b)].self) {
       const auto& ps = ontology_->node(s).parents;
       for (int p : ontology_->node(t).parents) {
         const auto& pn = ontology_->node(p);
-        if (pn.depth >= 1 && !pn.abstract && std::find(ps.begin(), ps.end(), p) != ps.end()) return Relation::cousin;
+        // Below the roots (Animal's children are different animals) and a real class, not a grouping.
+        if (pn.depth >= 1 && !pn.abstract && std::find(ps.begin(), ps.end(), p) != ps.end()) out.push_back(p);
       }
     }
-  return Relation::none;
+  return sorted_unique(std::move(out));
 }
 
 std::vector<Event> Rollup::apply(const std::vector<Event>& events) const {
@@ -127,6 +137,20 @@ std::vector<Event> Rollup::apply(const std::vector<Event>& events) const {
     col[i] = index_ok ? e.class_index : column(e.label);
     if (col[i] >= 0 && !concepts_[size_t(col[i])].known) col[i] = -1;
   }
+  auto overlap = [&](size_t i, size_t j) {
+    return std::min(events[i].offset, events[j].offset) - std::max(events[i].onset, events[j].onset);
+  };
+  // Siblings are one sound only where an event of their shared parent overlaps both.
+  auto parent_cofires = [&](size_t i, size_t j) {
+    const auto parents = shared_parents(col[i], col[j]);
+    if (parents.empty()) return false;
+    for (size_t k = 0; k < n; ++k) {
+      if (k == i || k == j || col[k] < 0) continue;
+      if (!intersects(concepts_[size_t(col[k])].self, parents)) continue;
+      if (overlap(k, i) > kTimeEps && overlap(k, j) > kTimeEps) return true;
+    }
+    return false;
+  };
   // rel[i][j]: how event j's label relates to event i's, where the two overlap enough to be one sound.
   std::vector<std::vector<Relation>> rel(n, std::vector<Relation>(n, Relation::none));
   for (size_t i = 0; i < n; ++i)
@@ -134,9 +158,10 @@ std::vector<Event> Rollup::apply(const std::vector<Event>& events) const {
       if (col[i] < 0 || col[j] < 0) continue;
       const Event& a = events[i];
       const Event& b = events[j];
-      const double inter = std::min(a.offset, b.offset) - std::max(a.onset, b.onset);
+      const double inter = overlap(i, j);
       if (!(inter > kTimeEps)) continue;
-      const Relation r = relation(col[i], col[j]);
+      Relation r = relation(col[i], col[j]);
+      if (r == Relation::none && options_.siblings && parent_cofires(i, j)) r = Relation::cousin;
       if (r == Relation::none) continue;
       if (r == Relation::cousin) {
         const double shorter = std::min(a.offset - a.onset, b.offset - b.onset);

@@ -11,8 +11,9 @@
 //      overlap;
 //      co-parents of one class (Dog and "Canidae, dogs, wolves" both have Howl and Growling as
 //      children; Goat and Sheep both have Bleat) and, with `siblings`, children of one
-//      non-abstract parent below the roots (Goat and Sheep under Livestock): at least
-//      `min_overlap` of the shorter event.
+//      non-abstract parent below the roots whose own event overlaps both (Raindrop and "Rain on
+//      surface" while Rain fires; Dog and Cat only while "Domestic animals, pets" fires too):
+//      at least `min_overlap` of the shorter event.
 //    Unrelated labels never merge, however much they overlap (Speech over a dog stays two).
 //  - A label may name the sound when its confidence is at least `child_ratio` times that of
 //    every related overlapping label it would replace (its ancestors and cousins): Whimper (dog)
@@ -41,7 +42,7 @@ namespace earmark::detect {
 struct RollupOptions {
   double child_ratio = 0.5;
   double min_overlap = 0.5;
-  bool siblings = false;
+  bool siblings = true;
   bool extend_span = true;
 };
 
@@ -59,8 +60,11 @@ class Rollup {
 
   enum class Relation { none, ancestor, descendant, cousin };
   // How grid column b relates to column a: b is an ancestor of a (more generic), a descendant
-  // (more specific), a cousin (co-parent, or sibling with options.siblings), or none.
+  // (more specific), a cousin (a co-parent of one class), or none. Siblings are decided per
+  // file (their parent must fire too), in apply().
   Relation relation(int a, int b) const;
+  // Non-abstract ontology classes below the roots that are a parent of both columns (siblings).
+  std::vector<int> shared_parents(int a, int b) const;
   // Grid column of a label name (exact), or -1.
   int column(const std::string& label) const;
 
