@@ -140,35 +140,46 @@ std::vector<Event> Rollup::apply(const std::vector<Event>& events) const {
   auto overlap = [&](size_t i, size_t j) {
     return std::min(events[i].offset, events[j].offset) - std::max(events[i].onset, events[j].onset);
   };
+  // Pairs of events that overlap in time, found by a sweep over onsets: an hour of audio has
+  // thousands of events but only tens at a time, so this stays far from n^2.
+  std::vector<size_t> by_onset(n);
+  for (size_t i = 0; i < n; ++i) by_onset[i] = i;
+  std::sort(by_onset.begin(), by_onset.end(), [&](size_t a, size_t b) { return events[a].onset < events[b].onset; });
+  std::vector<std::vector<size_t>> overlapping(n);
+  for (size_t a = 0; a < n; ++a) {
+    const size_t i = by_onset[a];
+    if (col[i] < 0) continue;
+    for (size_t b = a + 1; b < n && events[by_onset[b]].onset < events[i].offset - kTimeEps; ++b) {
+      const size_t j = by_onset[b];
+      if (col[j] < 0 || !(overlap(i, j) > kTimeEps)) continue;
+      overlapping[i].push_back(j);
+      overlapping[j].push_back(i);
+    }
+  }
   // Siblings are one sound only where an event of their shared parent overlaps both.
   auto parent_cofires = [&](size_t i, size_t j) {
     const auto parents = shared_parents(col[i], col[j]);
     if (parents.empty()) return false;
-    for (size_t k = 0; k < n; ++k) {
-      if (k == i || k == j || col[k] < 0) continue;
-      if (!intersects(concepts_[size_t(col[k])].self, parents)) continue;
-      if (overlap(k, i) > kTimeEps && overlap(k, j) > kTimeEps) return true;
-    }
+    for (size_t k : overlapping[i])
+      if (k != j && intersects(concepts_[size_t(col[k])].self, parents) && overlap(k, j) > kTimeEps) return true;
     return false;
   };
-  // rel[i][j]: how event j's label relates to event i's, where the two overlap enough to be one sound.
-  std::vector<std::vector<Relation>> rel(n, std::vector<Relation>(n, Relation::none));
+  // related[i]: the events that are one sound with event i, and how their labels relate to i's.
+  std::vector<std::vector<std::pair<size_t, Relation>>> related(n);
   for (size_t i = 0; i < n; ++i)
-    for (size_t j = i + 1; j < n; ++j) {
-      if (col[i] < 0 || col[j] < 0) continue;
-      const Event& a = events[i];
-      const Event& b = events[j];
-      const double inter = overlap(i, j);
-      if (!(inter > kTimeEps)) continue;
+    for (size_t j : overlapping[i]) {
+      if (j < i) continue;  // each pair once
       Relation r = relation(col[i], col[j]);
       if (r == Relation::none && options_.siblings && parent_cofires(i, j)) r = Relation::cousin;
       if (r == Relation::none) continue;
       if (r == Relation::cousin) {
-        const double shorter = std::min(a.offset - a.onset, b.offset - b.onset);
-        if (inter < options_.min_overlap * shorter - kTimeEps) continue;
+        const double shorter = std::min(events[i].offset - events[i].onset, events[j].offset - events[j].onset);
+        if (overlap(i, j) < options_.min_overlap * shorter - kTimeEps) continue;
       }
-      rel[i][j] = r;
-      rel[j][i] = r == Relation::ancestor ? Relation::descendant : r == Relation::descendant ? Relation::ancestor : r;
+      related[i].emplace_back(j, r);
+      related[j].emplace_back(i, r == Relation::ancestor     ? Relation::descendant
+                                 : r == Relation::descendant ? Relation::ancestor
+                                                             : r);
     }
   auto pinned = [&](size_t i) { return col[i] >= 0 && concepts_[size_t(col[i])].pinned; };
   auto depth = [&](size_t i) { return col[i] >= 0 ? concepts_[size_t(col[i])].depth : 0; };
@@ -177,36 +188,37 @@ std::vector<Event> Rollup::apply(const std::vector<Event>& events) const {
   std::vector<bool> eligible(n, true);
   for (size_t i = 0; i < n; ++i) {
     if (pinned(i)) continue;
-    for (size_t j = 0; j < n; ++j)
-      if (rel[i][j] != Relation::none && rel[i][j] != Relation::descendant &&
-          double(events[i].confidence) < options_.child_ratio * double(events[j].confidence))
+    for (const auto& [j, r] : related[i])
+      if (r != Relation::descendant && double(events[i].confidence) < options_.child_ratio * double(events[j].confidence))
         eligible[i] = false;
   }
 
+  // Greedy: the best free event (a group, then eligible, deepest, most confident, earliest) is
+  // reported and absorbs the free events of its sound. The key does not change as events are
+  // taken, so one pass in key order is the same as picking the best free event again and again.
   enum State { free_, reported, absorbed };
   std::vector<State> state(n, free_);
-  std::vector<size_t> picks;
-  for (size_t i = 0; i < n; ++i)
+  std::vector<size_t> order;
+  for (size_t i = 0; i < n; ++i) {
     if (col[i] < 0) state[i] = reported;  // passed through
-  for (;;) {
-    size_t best = n;
-    auto key = [&](size_t i) {
-      return std::make_tuple(pinned(i), bool(eligible[i]), depth(i), events[i].confidence, -events[i].onset);
-    };
-    for (size_t i = 0; i < n; ++i)
-      if (state[i] == free_ && (best == n || key(i) > key(best))) best = i;
-    if (best == n) break;
-    state[best] = reported;
-    picks.push_back(best);
-    for (size_t j = 0; j < n; ++j)
-      if (state[j] == free_ && rel[best][j] != Relation::none && !pinned(j)) state[j] = absorbed;
+    else order.push_back(i);
+  }
+  auto key = [&](size_t i) {
+    return std::make_tuple(pinned(i), bool(eligible[i]), depth(i), events[i].confidence, -events[i].onset);
+  };
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return key(a) > key(b); });
+  for (size_t i : order) {
+    if (state[i] != free_) continue;
+    state[i] = reported;
+    for (const auto& [j, r] : related[i])
+      if (state[j] == free_ && !pinned(j)) state[j] = absorbed;
   }
 
-  // Each absorbed event: the reported events it is one sound with.
+  // Each absorbed event: how many reported events it is one sound with.
   std::vector<int> owners(n, 0);
   for (size_t j = 0; j < n; ++j)
     if (state[j] == absorbed)
-      for (size_t p : picks) owners[j] += rel[p][j] != Relation::none ? 1 : 0;
+      for (const auto& [i, r] : related[j]) owners[j] += state[i] == reported ? 1 : 0;
 
   std::vector<Event> out;
   out.reserve(n);
@@ -215,8 +227,8 @@ std::vector<Event> Rollup::apply(const std::vector<Event>& events) const {
     Event e = events[i];
     e.also.clear();
     std::map<std::string, float> also;
-    for (size_t j = 0; j < n; ++j) {
-      if (state[j] != absorbed || rel[i][j] == Relation::none) continue;
+    for (const auto& [j, r] : related[i]) {
+      if (state[j] != absorbed) continue;
       auto [it, fresh] = also.emplace(events[j].label, events[j].confidence);
       if (!fresh) it->second = std::max(it->second, events[j].confidence);
       if (options_.extend_span && owners[j] == 1) {
