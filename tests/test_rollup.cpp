@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "detect/events.hpp"
 #include "detect/ontology.hpp"
 #include "detect/rollup.hpp"
@@ -407,4 +409,40 @@ TEST(RollupDetector, DefaultAllLabelsAndMissingOntology) {
   EXPECT_EQ(earmark::Detector(cfg).detect_file(clip).events.size(), rolled.events.size());
   cfg.events.ontology = (bare.path() / "absent.json").string();
   EXPECT_THROW(earmark::Detector{cfg}, earmark::Error);
+}
+
+// `earmark detect --all-labels` gives every label's own events (today's output before the
+// roll-up); without it, typing.wav's one sound is one row, Computer keyboard, with Typing in "also".
+TEST(RollupCli, AllLabelsFlag) {
+  EARMARK_REQUIRE_SHARED();
+  if (!std::filesystem::exists(testing_::models_dir().parent_path() / "audioset" / "ontology.json"))
+    GTEST_SKIP() << "no audioset/ontology.json beside " << testing_::models_dir();
+  testing_::TempDir tmp;
+  const std::string clip = (testing_::shared_dir() / "audio" / "typing.wav").string();
+  auto detect = [&](const std::string& name, const std::string& flags) {
+    int status = 0;
+    const auto out = tmp / name;
+    const std::string text = testing_::run("EARMARK_MODELS='" + testing_::models_dir().string() + "' '" +
+                                               testing_::cli_path().string() + "' detect -q --no-report " + flags +
+                                               " --format csv,json -o '" + out.string() + "' '" + clip + "'",
+                                           &status);
+    EXPECT_EQ(status, 0) << text;
+    return nlohmann::json::parse(std::ifstream(out / "events.json"))["files"][0]["events"];
+  };
+  const auto rolled = detect("rolled", "");
+  const auto all = detect("all", "--all-labels");
+  std::set<std::string> rolled_labels, all_labels, also;
+  for (const auto& e : rolled) {
+    rolled_labels.insert(e["label"].get<std::string>());
+    for (const auto& a : e["also"]) also.insert(a["label"].get<std::string>());
+  }
+  for (const auto& e : all) {
+    all_labels.insert(e["label"].get<std::string>());
+    EXPECT_TRUE(e["also"].empty()) << e.dump();
+  }
+  EXPECT_TRUE(all_labels.count("Typing") && all_labels.count("Computer keyboard")) << all.dump();
+  EXPECT_TRUE(rolled_labels.count("Computer keyboard")) << rolled.dump();
+  EXPECT_FALSE(rolled_labels.count("Typing")) << rolled.dump();
+  EXPECT_TRUE(also.count("Typing")) << rolled.dump();
+  EXPECT_LT(rolled.size(), all.size());
 }
