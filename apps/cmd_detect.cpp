@@ -77,6 +77,7 @@ struct DetectOptions {
   bool scores = false;
   bool raw_scores = false;
   bool naive = false;
+  bool all_labels = false;
   bool quiet = false;
   bool no_report = false;
 };
@@ -138,6 +139,7 @@ int run_detect(const DetectOptions& o) {
   if (o.frame_scores) cfg.output.frame_scores = true;
   if (o.scores && !o.raw_scores && !o.naive) cfg.output.detection_scores = true;
   if (o.naive) cfg.frames = detect::naive_frames_config();
+  if (o.all_labels) cfg.events.rollup = false;
   cfg.model.heads.insert(cfg.model.heads.end(), o.heads.begin(), o.heads.end());
   if (o.head_only) cfg.model.head_only = true;
 
@@ -230,6 +232,8 @@ void add_detect_command(CLI::App& app) {
   cmd->add_flag("--naive", o->naive,
                 "baseline instead of the event detector: the top label of each 0.48 s step (0.96 s windows) "
                 "if its score >= the threshold, same-label steps merged");
+  cmd->add_flag("--all-labels", o->all_labels,
+                "report every label's own events (events.rollup: false) instead of one name per sound");
   cmd->add_flag("-q,--quiet", o->quiet, "no progress or summary");
   cmd->add_flag("--no-report", o->no_report, "do not write report.html / report.md");
   cmd->callback([o] { exit_code = run_detect(*o); });

@@ -95,6 +95,7 @@ void Config::validate() const {
   }
   for (const auto& [g, members] : events.groups)
     if (members.empty()) bad("events.groups." + g, "has no member labels");
+  check_unit("events.rollup_ratio", events.rollup_ratio);
 
   condition.validate();
 
@@ -189,7 +190,7 @@ Config Config::from_yaml_text(const std::string& text, const std::string& origin
   const auto e = root["events"];
   check_known(e, {"threshold_on", "threshold_off", "median_s", "min_duration_s", "merge_gap_s",
                   "max_classes_per_frame", "refine", "refine_search_s", "refine_threshold_db", "refine_bridge_s",
-                  "per_class", "allow", "deny", "groups"},
+                  "per_class", "allow", "deny", "groups", "rollup", "rollup_ratio", "ontology", "require_ontology"},
               origin, "events");
   get(e, "threshold_on", c.events.threshold_on, origin, "events");
   get(e, "threshold_off", c.events.threshold_off, origin, "events");
@@ -204,6 +205,10 @@ Config Config::from_yaml_text(const std::string& text, const std::string& origin
   get(e, "allow", c.events.allow, origin, "events");
   get(e, "deny", c.events.deny, origin, "events");
   get(e, "groups", c.events.groups, origin, "events");
+  get(e, "rollup", c.events.rollup, origin, "events");
+  get(e, "rollup_ratio", c.events.rollup_ratio, origin, "events");
+  get(e, "ontology", c.events.ontology, origin, "events");
+  get(e, "require_ontology", c.events.require_ontology, origin, "events");
   if (e && e["per_class"]) {
     const auto pc = e["per_class"];
     if (!pc.IsMap()) throw Error(origin + ": 'events.per_class' must map labels to {on, off, median_s, min_duration_s}");
@@ -323,6 +328,10 @@ std::string Config::to_yaml() const {
   y << YAML::Key << "groups" << YAML::Value << YAML::BeginMap;
   for (const auto& [g, members] : events.groups) y << YAML::Key << g << YAML::Value << YAML::Flow << members;
   y << YAML::EndMap;
+  y << YAML::Key << "rollup" << YAML::Value << events.rollup;
+  y << YAML::Key << "rollup_ratio" << YAML::Value << events.rollup_ratio;
+  y << YAML::Key << "ontology" << YAML::Value << events.ontology;
+  y << YAML::Key << "require_ontology" << YAML::Value << events.require_ontology;
   y << YAML::EndMap;
   y << YAML::Key << "output" << YAML::Value << YAML::BeginMap;
   y << YAML::Key << "formats" << YAML::Value << YAML::Flow << output.formats;

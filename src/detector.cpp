@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <deque>
 #include <exception>
+#include <iostream>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -17,6 +18,8 @@
 #include "decode/decoder.hpp"
 #include "detect/boundaries.hpp"
 #include "detect/events.hpp"
+#include "detect/ontology.hpp"
+#include "detect/rollup.hpp"
 #include "earmark/earmark.hpp"
 #include "features/logmel.hpp"
 #include "features/thumbnail.hpp"
@@ -78,6 +81,9 @@ struct Detector::Impl {
   size_t audioset_classes = 0;     // AudioSet columns kept in the score grid (0 with head_only)
   // Two or more threads: the front half of the pipeline gets its own thread, the network the rest.
   bool pipelined = false;
+  // events.rollup: the AudioSet ontology and the roll-up over this grid's labels (null: all labels).
+  std::unique_ptr<detect::Ontology> ontology;
+  std::unique_ptr<detect::Rollup> rollup;
 
   // Runs condition + features + network + events over a source of samples; `next` appends
   // the next block (returns false at the end). With pipelining, decode/condition/features run
@@ -237,6 +243,7 @@ struct Detector::Impl {
     if (config.output.detection_scores)
       r.detection_scores = detect::detection_scores(r.scores, config.events, config.events.refine ? &envelope : nullptr,
                                                     r.info.duration_s);
+    if (rollup) r.events = rollup->apply(r.events);
     t.events_s += since(t0);
     return r;
   }
@@ -299,7 +306,25 @@ Detector::Detector(Config config) : impl_(std::make_unique<Impl>()) {
   // Check label names used by the configuration now, not at the first file.
   FrameScores probe;
   for (const auto& l : s.labels) probe.labels.push_back(l.name);
-  detect::apply_label_config(probe, s.config.events);
+  const FrameScores grid = detect::apply_label_config(probe, s.config.events);
+  if (s.config.events.rollup) {
+    const std::string path = model::find_ontology(s.config.model, s.resolved, s.config.events.ontology);
+    if (!path.empty()) {
+      s.ontology = std::make_unique<detect::Ontology>(detect::Ontology::load(path));
+      detect::RollupOptions o;
+      o.child_ratio = s.config.events.rollup_ratio;
+      s.rollup = std::make_unique<detect::Rollup>(*s.ontology, grid.labels, s.labels, s.config.events, o);
+    } else {
+      const std::string where = model::models_dir(s.config.model);
+      if (s.config.events.require_ontology)
+        throw Error("events.require_ontology: the AudioSet ontology.json is neither in " + where +
+                    " nor in its sibling folder audioset/; run scripts/fetch-models, set events.ontology to its path, "
+                    "or set events.rollup: false to report every label");
+      std::cerr << "earmark: warning: the AudioSet ontology.json is neither in " << where
+                << " nor in its sibling folder audioset/, so every label is reported on its own (one sound may get "
+                   "several names); run scripts/fetch-models to get it or set events.ontology to its path\n";
+    }
+  }
 }
 
 Detector::~Detector() = default;

@@ -212,6 +212,24 @@ TEST(Report, EventsTableHasOneRowPerEvent) {
   EXPECT_NE(table(w.html, "events-2").find("<th>"), std::string::npos);
 }
 
+// One sound, one row: the labels rolled up into an event (events.rollup) are shown with it, and
+// the methodology says how names are chosen and credits the ontology.
+TEST(Report, RolledUpLabelsAreShownWithTheEvent) {
+  FileResult r = kitchen();
+  r.events[1].label = "Dog";
+  r.events[1].also = {{"Animal", 0.9f}, {"Domestic animals, pets", 0.7f}};
+  Written w({r});
+  const auto rows = event_rows(table(w.html, "events-1"));
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[1][0], "Dog (also: Animal, Domestic animals, pets)");
+  EXPECT_EQ(rows[0][0], "Speech");
+  EXPECT_NE(w.md.find("| Dog (also: Animal, Domestic animals, pets) | 3.000 |"), std::string::npos);
+  for (const std::string* doc : {&w.html, &w.md}) {
+    EXPECT_NE(doc->find("AudioSet ontology"), std::string::npos);
+    EXPECT_NE(doc->find("CC BY-SA 4.0"), std::string::npos);
+  }
+}
+
 TEST(Report, TextIsEscaped) {
   Written w({kitchen()});
   EXPECT_EQ(w.html.find(kOddLabel), std::string::npos);

@@ -382,9 +382,15 @@ TEST_F(Serve, WebPageShowsTheEventsOfAnUploadInHeadlessChromium) {
   for (size_t pos = dom.find("<tr class=\"event"); pos != std::string::npos; pos = dom.find("<tr class=\"event", pos + 1))
     rows.push_back(dom.substr(pos, dom.find("</tr>", pos) - pos));
   ASSERT_FALSE(rows.empty()) << dom.substr(0, 3000);
-  bool speech = false;
-  for (const auto& r : rows) speech = speech || r.find("</span>Speech</td>") != std::string::npos;
+  // One row per sound: Speech, with the labels rolled up into it (events.rollup) after it.
+  bool speech = false, also = false;
+  for (const auto& r : rows) {
+    speech = speech || r.find("</span>Speech</td>") != std::string::npos ||
+             r.find("</span>Speech<span class=\"also\"") != std::string::npos;
+    also = also || r.find(" (also: ") != std::string::npos;
+  }
   EXPECT_TRUE(speech) << rows.front();
+  EXPECT_TRUE(also) << rows.front();
   size_t regions = 0;
   for (size_t pos = dom.find("class=\"region\""); pos != std::string::npos; pos = dom.find("class=\"region\"", pos + 1)) ++regions;
   EXPECT_EQ(regions, rows.size());

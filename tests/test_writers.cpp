@@ -231,6 +231,31 @@ TEST(Json, ReadJsonRoundTrip) {
   EXPECT_THROW(report::read_json(not_json, "x"), earmark::Error);
 }
 
+// The labels rolled up into an event (events.rollup) are written as "also" and read back; an
+// event without any has an empty list, and the text formats keep their columns.
+TEST(Json, AlsoRoundTrip) {
+  auto run = sample_run();
+  run[0].events[0].also = {{"Animal", 0.9f}, {"Domestic animals, pets", 0.7f}};
+  std::stringstream ss;
+  report::write_json(ss, run, false);
+  const json j = json::parse(ss.str());
+  const json& also = j["files"][0]["events"][0].at("also");
+  ASSERT_EQ(also.size(), 2u);
+  EXPECT_EQ(also[0].at("label"), "Animal");
+  EXPECT_EQ(also[0].at("confidence").get<float>(), 0.9f);
+  EXPECT_EQ(also[1].at("label"), "Domestic animals, pets");
+  EXPECT_TRUE(j["files"][0]["events"][1].at("also").empty());
+  const auto back = report::read_json(ss, "run.json");
+  ASSERT_EQ(back[0].events[0].also.size(), 2u);
+  EXPECT_EQ(back[0].events[0].also[1].label, "Domestic animals, pets");
+  EXPECT_EQ(back[0].events[0].also[1].confidence, 0.7f);
+  EXPECT_TRUE(back[0].events[1].also.empty());
+  std::ostringstream csv;
+  report::write_csv(csv, run);
+  EXPECT_EQ(csv.str().find("Animal"), std::string::npos);
+  EXPECT_EQ(csv.str().substr(0, csv.str().find('\n')), "file,onset,offset,label,confidence");
+}
+
 TEST(Json, InvalidUtf8PathDoesNotThrow) {
   std::ostringstream os;
   EXPECT_NO_THROW(report::write_json(os, {ok_file("caf\xe9.wav", {})}, false));

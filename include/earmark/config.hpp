@@ -89,6 +89,17 @@ struct EventsConfig {
   // Group several AudioSet labels under one reported name, e.g. "Dog": [Bark, Yip, Howl].
   // A group's score per frame is the maximum of its members' scores.
   std::map<std::string, std::vector<std::string>> groups;
+  // One name per sound (docs/labels.md): labels of one sound that are related in the AudioSet
+  // ontology (Dog, Animal, Domestic animals, Whimper) are reported as one event under the most
+  // specific confident label, the others kept in the JSON's "also". false: every label's own events.
+  bool rollup = true;
+  // A label names the sound only if its confidence is at least this times that of each related
+  // label it would replace (its ancestors, its co-parents): a weak child keeps its confident parent.
+  double rollup_ratio = 0.5;
+  // Path of the AudioSet ontology.json; empty: looked up in the models folder and its sibling
+  // audioset/. Without one, every label is reported (a warning) unless require_ontology is set.
+  std::string ontology;
+  bool require_ontology = false;
 };
 
 // condition: optional steps between decode and features. Defaults follow bench/conditioning

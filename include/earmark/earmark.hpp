@@ -35,12 +35,20 @@ inline constexpr int kMelBins = 128;
 inline constexpr int kTimeDownsample = 32;   // mel frames per network output column
 inline constexpr double kColumnSeconds = kHop * kTimeDownsample / double(kSampleRate);  // 0.32 s
 
+// A label that was rolled up into an event's reported label (events.rollup): an ontology
+// ancestor (Animal for Dog), or a related label of the same sound that was weaker or more generic.
+struct RolledLabel {
+  std::string label;
+  float confidence = 0;  // that label's own event confidence
+};
+
 struct Event {
   double onset = 0;   // seconds from the start of the file
   double offset = 0;  // seconds
   std::string label;  // AudioSet display name, group name or custom class
   int class_index = -1;  // index in the score grid's label list
   float confidence = 0;  // peak smoothed score inside the event
+  std::vector<RolledLabel> also;  // labels rolled up into this one, most confident first (docs/labels.md)
 };
 
 // Scores on a regular time grid: frame f covers [f*hop_s, f*hop_s + hop_s).

@@ -61,4 +61,23 @@ ResolvedModel resolve_model(const ModelConfig& cfg) {
   return r;
 }
 
+std::string find_ontology(const ModelConfig& cfg, const ResolvedModel& model, const std::string& configured) {
+  if (!configured.empty()) {
+    if (!fs::is_regular_file(configured))
+      throw Error("events.ontology: " + configured + " is not a file; give the path of the AudioSet ontology.json " +
+                  "(scripts/fetch-models fetches it into the models folder) or leave the key out to look for it there");
+    return configured;
+  }
+  auto folder = [](fs::path p) {  // "a/efficientat/" -> "a/efficientat", so that its parent is "a"
+    p = p.lexically_normal();
+    return p.filename().empty() ? p.parent_path() : p;
+  };
+  std::vector<fs::path> folders = {folder(models_dir(cfg))};
+  if (!model.checkpoint.empty()) folders.push_back(folder(fs::path(model.checkpoint).parent_path()));
+  for (const auto& d : folders)
+    for (const auto& p : {d / kOntologyFile, d.parent_path() / "audioset" / kOntologyFile, d / "audioset" / kOntologyFile})
+      if (!d.empty() && fs::is_regular_file(p)) return p.string();
+  return "";
+}
+
 }  // namespace earmark::model

@@ -233,7 +233,23 @@ constexpr const char* kPipeline[][2] = {
      "each event's onset and offset are then placed at 10 ms where its sound rises out of and sinks back into the "
      "background, in the frequency bands where that sound stands out (pauses split it, a sound that goes on "
      "extends it)"},
+    {"name",
+     "one name per sound (events.rollup): overlapping events whose labels are related in the AudioSet ontology "
+     "(ancestor and descendant, such as Animal, Dog and Bark; or two parents of one class, such as Dog and "
+     "\"Canidae, dogs, wolves\") are one sound, reported once under its deepest label whose confidence is at least "
+     "events.rollup_ratio times that of each label it replaces; the other labels are listed as \"also\". Unrelated "
+     "labels stay separate events however they overlap. The hierarchy is the AudioSet ontology by Google, "
+     "licensed CC BY-SA 4.0 (github.com/audioset/ontology). With --all-labels (events.rollup: false) or without "
+     "the ontology file every label is reported on its own"},
 };
+
+// "Dog (also: Animal, Domestic animals, pets)": an event with the labels rolled up into it.
+std::string event_name(const Event& e) {
+  if (e.also.empty()) return e.label;
+  std::string s = e.label + " (also: ";
+  for (size_t k = 0; k < e.also.size(); ++k) s += (k ? ", " : "") + e.also[k].label;
+  return s + ")";
+}
 
 // Why the conditioning steps are on or off by default (bench/conditioning; docs/conditioning.md).
 constexpr const char* kConditioningNote =
@@ -440,7 +456,7 @@ void html_file(Html& h, const FileView& f) {
   os << "<table id=\"events-" << f.n << "\" class=\"events\">\n";
   h.head({"Label", "Onset (s)", "Offset (s)", "Duration (s)", "Confidence"});
   for (const auto& e : r.events)
-    h.row({e.label, secs(e.onset), secs(e.offset), secs(e.offset - e.onset), conf(e.confidence)},
+    h.row({event_name(e), secs(e.onset), secs(e.offset), secs(e.offset - e.onset), conf(e.confidence)},
           {false, true, true, true, true}, "event");
   os << "</table>\n";
   if (r.events.empty()) os << "<p class=\"note\">No events.</p>\n";
@@ -617,7 +633,7 @@ std::string render_markdown(const Content& c, const RunInfo& info) {
     } else {
       rows.clear();
       for (const auto& e : r.events)
-        rows.push_back({e.label, secs(e.onset), secs(e.offset), secs(e.offset - e.onset), conf(e.confidence)});
+        rows.push_back({event_name(e), secs(e.onset), secs(e.offset), secs(e.offset - e.onset), conf(e.confidence)});
       md_table(os, {"Label", "Onset (s)", "Offset (s)", "Duration (s)", "Confidence"}, rows,
                {false, true, true, true, true});
     }

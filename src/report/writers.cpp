@@ -75,9 +75,15 @@ json file_json(const FileResult& r, bool frame_scores) {
                {"source_channels", r.info.source_channels},
                {"duration_s", ms(r.info.duration_s)}};
   json events = json::array();
-  for (const auto& e : r.events)
-    events.push_back(
-        {{"onset", ms(e.onset)}, {"offset", ms(e.offset)}, {"label", e.label}, {"confidence", float_for_json(e.confidence)}});
+  for (const auto& e : r.events) {
+    json also = json::array();  // labels rolled up into this one (events.rollup), most confident first
+    for (const auto& a : e.also) also.push_back({{"label", a.label}, {"confidence", float_for_json(a.confidence)}});
+    events.push_back({{"onset", ms(e.onset)},
+                      {"offset", ms(e.offset)},
+                      {"label", e.label},
+                      {"confidence", float_for_json(e.confidence)},
+                      {"also", std::move(also)}});
+  }
   f["events"] = std::move(events);
   if (frame_scores && r.ok()) {
     const auto& s = r.scores;
@@ -240,6 +246,9 @@ std::vector<FileResult> read_json(std::istream& is, const std::string& origin) {
         ev.offset = e.at("offset").get<double>();
         ev.label = e.at("label").get<std::string>();
         ev.confidence = e.at("confidence").is_number() ? e["confidence"].get<float>() : NAN;
+        for (const auto& a : e.value("also", nlohmann::json::array()))
+          ev.also.push_back(RolledLabel{a.at("label").get<std::string>(),
+                                        a.at("confidence").is_number() ? a["confidence"].get<float>() : NAN});
         r.events.push_back(std::move(ev));
       }
       if (f.contains("frame_scores")) {

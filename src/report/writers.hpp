@@ -22,7 +22,8 @@ void write_audacity(std::ostream& os, const FileResult& result);
 void write_dcase_tsv(std::ostream& os, const std::vector<FileResult>& results);
 // {"earmark_version": "...", "files": [{"path", "ok", "error" (null when ok),
 //   "info": {"container", "codec", "source_rate", "source_channels", "duration_s"},
-//   "events": [{"onset", "offset", "label", "confidence"}],
+//   "events": [{"onset", "offset", "label", "confidence", "also": [{"label", "confidence"}]}],
+//     ("also": the labels rolled up into this event, events.rollup; empty with all labels)
 //   "frame_scores"?: {"hop_s", "labels": [...], "values": [[one row per frame]...]},
 //   "quality"?: {"peak_dbfs", "rms_dbfs", "loudness_lufs", "dc_offset", "noise_floor_dbfs", "snr_db",
 //                "noise_colour", "hum_hz", "clipped_samples", "conditioning"}   (when measured),

@@ -32,6 +32,7 @@ input[type=text]{font:inherit;padding:5px 8px;border:1px solid var(--line);borde
 table{border-collapse:collapse;width:100%;margin-top:10px}th,td{text-align:left;padding:4px 8px;border-bottom:1px solid var(--line)}
 th{font-weight:600;color:var(--mute);font-size:13px}tr.event{cursor:pointer}tr.event:hover{background:#eef3fd}tr.event.playing{background:#dbe6fb}
 .sw{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:6px}
+.also{color:var(--mute)}
 .links a{margin-right:14px}.files button{background:#e8ecf4;color:var(--fg);margin:0 6px 6px 0}.files button.on{background:var(--acc);color:#fff}
 .warn{color:#8a5a00}.ferr{color:#b3261e}
 </style></head>
@@ -116,7 +117,13 @@ async function show(n) {
   if (outs["events.json"]) add(outs["events.json"], "events.json");
   for (const k of Object.keys(outs)) if (k.endsWith(".labels.txt")) add(outs[k], k + " (Audacity)");
   if (job.links && job.links.report) add(job.links.report, "report");
-  const events = f.events || [];
+  // The file's result (events.json shape) has the spectrogram and each event's rolled-up labels ("also").
+  let duration = f.duration_s || 0, spec = null, events = f.events || [];
+  if (!f.error) {
+    const r = await fetch(base + "/results/" + n);
+    if (r.ok) { const j = await r.json(); const fr = j.files && j.files[0];
+      if (fr) { spec = fr.spectrogram; duration = fr.info.duration_s || duration; if (fr.events) events = fr.events; } }
+  }
   const tbody = $("events").querySelector("tbody"); tbody.textContent = "";
   const labels = [...new Set(events.map(e => e.label))];
   events.forEach((e, i) => {
@@ -126,15 +133,16 @@ async function show(n) {
       "</td><td>" + e.offset.toFixed(2) + "</td><td>" + e.confidence.toFixed(2) + "</td>";
     tr.querySelector(".sw").style.background = c;
     tr.querySelector(".label").appendChild(document.createTextNode(e.label));
+    if (e.also && e.also.length) {  // one sound, one row: the labels rolled up into it
+      const a = document.createElement("span"); a.className = "also";
+      a.textContent = " (also: " + e.also.map(x => x.label).join(", ") + ")";
+      a.title = e.also.map(x => x.label + (x.confidence == null ? "" : " " + x.confidence.toFixed(2))).join("\n");
+      tr.querySelector(".label").appendChild(a);
+    }
     tr.onclick = () => play(e.onset, e.offset, tr);
     tbody.appendChild(tr);
   });
   $("warnings").textContent = (f.warnings || []).join("; ");
-  let duration = f.duration_s || 0, spec = null;
-  if (!f.error) {
-    const r = await fetch(base + "/results/" + n);
-    if (r.ok) { const j = await r.json(); const fr = j.files && j.files[0]; if (fr) { spec = fr.spectrogram; duration = fr.info.duration_s || duration; } }
-  }
   draw(spec, duration, events, labels);
 }
 
