@@ -1,0 +1,59 @@
+// run: the first half of the pipeline, condition -> log-mel -> network, in one place, so that
+// `detect` scores exactly the features `train` fits its heads on.
+//
+//   FrontHalf fh(config, net, /*keep_embeddings=*/true, /*analyse=*/false);
+//   fh.push(samples, /*last=*/true);            // train: one buffer
+//   fh.scorer().embeddings();
+//
+// detect feeds blocks (and may run front() and back() on two threads); with `analyse` it also
+// measures the signal quality (on the signal as recorded) and keeps a spectrogram thumbnail.
+#pragma once
+
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "condition/conditioner.hpp"
+#include "condition/quality.hpp"
+#include "earmark/config.hpp"
+#include "earmark/earmark.hpp"
+#include "features/logmel.hpp"
+#include "features/thumbnail.hpp"
+#include "model/network.hpp"
+#include "model/scorer.hpp"
+
+namespace earmark::run {
+
+class FrontHalf {
+ public:
+  // config: its condition, frames and model.batch settings are used.
+  FrontHalf(const Config& config, const model::Network& net, bool keep_embeddings, bool analyse);
+
+  // Condition + log-mel for the next block (`last`: no block follows); appends the mel frames
+  // it completes (frame-major, 128 each) to `frames`. Adds to t.condition_s and t.features_s.
+  void front(std::span<const float> block, bool last, std::vector<float>& frames, Timings* t = nullptr);
+  // The network on frames from front(); `last` as given to the front() call that made them.
+  void back(std::span<const float> frames, bool last, Timings* t = nullptr);
+  // front() then back().
+  void push(std::span<const float> block, bool last, Timings* t = nullptr);
+
+  const model::FrameScorer& scorer() const { return scorer_; }
+  size_t samples() const { return samples_; }  // given to front() so far
+  // After the last block, with `analyse`: the quality report of the signal as recorded, and
+  // the thumbnail.
+  condition::QualityReport quality();
+  Spectrogram thumbnail() const { return thumbnail_.finish(); }
+
+ private:
+  features::LogMelStream mel_;
+  features::SpectrogramThumbnail thumbnail_;
+  std::optional<condition::QualityAnalyzer> quality_;
+  std::optional<condition::QualityReport> quality_report_;
+  std::optional<condition::Conditioner> conditioner_;
+  model::FrameScorer scorer_;
+  bool analyse_;
+  size_t samples_ = 0;
+  std::vector<float> conditioned_, frames_;
+};
+
+}  // namespace earmark::run
