@@ -206,7 +206,9 @@ struct Detector::Impl {
         for (size_t c = 0; c < k; ++c) raw.values[f * width + column + c] = sigmoid(head_logits[f * k + c]);
       column += k;
     }
+    half.release_scorer();  // the logits are in `raw` now: one copy of a long file's grid less
     r.scores = detect::apply_label_config(raw, config.events);
+    raw = FrameScores{};
     r.events = detect::find_events(r.scores, config.events, r.info.duration_s);
     t.events_s += since(t0);
     return r;

@@ -11,7 +11,8 @@ double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::
 }  // namespace
 
 FrontHalf::FrontHalf(const Config& config, const model::Network& net, bool keep_embeddings, bool analyse)
-    : scorer_(net, config.frames, config.model.batch, keep_embeddings), analyse_(analyse) {
+    : analyse_(analyse) {
+  scorer_.emplace(net, config.frames, config.model.batch, keep_embeddings);
   if (analyse_) quality_.emplace();
   if (config.condition.any_enabled()) conditioner_.emplace(config.condition);
 }
@@ -47,8 +48,8 @@ void FrontHalf::front(std::span<const float> block, bool last, std::vector<float
 
 void FrontHalf::back(std::span<const float> frames, bool last, Timings* t) {
   const auto t0 = Clock::now();
-  scorer_.push(frames, frames.size() / features::kNumMels);
-  if (last) scorer_.finish(samples_);
+  scorer_->push(frames, frames.size() / features::kNumMels);
+  if (last) scorer_->finish(samples_);
   if (t) t->network_s += since(t0);
 }
 

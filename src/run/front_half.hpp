@@ -37,7 +37,10 @@ class FrontHalf {
   // front() then back().
   void push(std::span<const float> block, bool last, Timings* t = nullptr);
 
-  const model::FrameScorer& scorer() const { return scorer_; }
+  const model::FrameScorer& scorer() const { return *scorer_; }
+  // Frees the network's outputs (logits, embeddings) once they are used: a long file's grid is
+  // tens of MB per copy.
+  void release_scorer() { scorer_.reset(); }
   size_t samples() const { return samples_; }  // given to front() so far
   // After the last block, with `analyse`: the quality report of the signal as recorded, and
   // the thumbnail.
@@ -50,7 +53,7 @@ class FrontHalf {
   std::optional<condition::QualityAnalyzer> quality_;
   std::optional<condition::QualityReport> quality_report_;
   std::optional<condition::Conditioner> conditioner_;
-  model::FrameScorer scorer_;
+  std::optional<model::FrameScorer> scorer_;
   bool analyse_;
   size_t samples_ = 0;
   std::vector<float> conditioned_, frames_;
