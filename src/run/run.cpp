@@ -407,8 +407,15 @@ RunSummary run_detect(const Config& config_in, const RunOptions& o) {
       return r;
     }
     FileResult r = det.detect_file(files[i]);
-    if (o.naive && r.ok()) r.events = detect::naive_events(r.scores, det.config().events.threshold_on, r.info.duration_s);
-    review_result(r, effective.events);
+    try {
+      if (o.naive && r.ok())
+        r.events = detect::naive_events(r.scores, det.config().events.threshold_on, r.info.duration_s);
+      review_result(r, effective.events);
+    } catch (const std::exception& e) {  // a bad file is a failed file, on a worker thread too
+      r = FileResult{};
+      r.path = files[i];
+      r.error = files[i] + ": " + e.what();
+    }
     return r;
   };
   auto work = [&] {
