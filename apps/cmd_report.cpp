@@ -1,62 +1,44 @@
 // earmark report RUN_DIR [-o OUT]: the HTML and Markdown report of an earlier detection run,
-// regenerated from its events.json (and run.json when present).
+// regenerated from its events.json (and run.json when present) by the Run layer.
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <memory>
 
 #include "commands.hpp"
-#include "earmark/earmark.hpp"
-#include "report/report.hpp"
-#include "report/writers.hpp"
+#include "earmark/run.hpp"
 
 namespace earmark::cli {
 
 namespace {
 
-struct ReportOptions {
+struct ReportCliOptions {
   std::string run_dir;
   std::string out_dir;  // empty: the run folder
-  int top_classes = 10;
-  size_t max_picture_files = 200;
+  ReportOptions report;
 };
 
-void run_report(const ReportOptions& o) {
+void run_report(const ReportCliOptions& o) {
   namespace fs = std::filesystem;
-  const fs::path dir(o.run_dir);
-  const fs::path events = dir / "events.json";
-  std::ifstream f(events, std::ios::binary);
-  if (!f)
-    throw Error(events.string() +
-                ": cannot open; give the output folder of 'earmark detect' run with the json format (the default)");
-  const auto results = report::read_json(f, events.string());
-
-  report::RunInfo info;
-  const fs::path run_json = dir / "run.json";
-  if (fs::exists(run_json)) info = report::read_run_info(run_json.string());
-  if (info.inputs.empty())
-    for (const auto& r : results) info.inputs.push_back(r.path);
-
-  report::ReportConfig cfg;
-  cfg.pictures.top_classes = o.top_classes;
-  cfg.max_picture_files = o.max_picture_files;
+  const size_t files = report_run(o.run_dir, o.out_dir, o.report);
   const std::string out = o.out_dir.empty() ? o.run_dir : o.out_dir;
-  report::write_report(out, results, info, cfg);
   std::cout << "report: " << (fs::path(out) / "report.html").string() << " and "
-            << (fs::path(out) / "report.md").string() << " (" << results.size() << " file(s))\n";
+            << (fs::path(out) / "report.md").string() << " (" << files << " file(s))\n";
 }
 
 }  // namespace
 
 void add_report_command(CLI::App& app) {
-  auto o = std::make_shared<ReportOptions>();
+  auto o = std::make_shared<ReportCliOptions>();
   auto* cmd = app.add_subcommand("report", "regenerate report.html and report.md from a detection run's output folder");
   cmd->add_option("run_dir", o->run_dir, "output folder of 'earmark detect' (holds events.json)")->required();
   cmd->add_option("-o,--out", o->out_dir, "where to write the report (default: the run folder)");
-  cmd->add_option("--top-classes", o->top_classes, "classes in each score heat-map")->check(CLI::Range(1, 100))
+  cmd->add_option("--top-classes", o->report.top_classes, "classes in each score heat-map")->check(CLI::Range(1, 100))
       ->capture_default_str();
-  cmd->add_option("--max-picture-files", o->max_picture_files, "draw pictures for this many files at most")
+  cmd->add_option("--max-picture-files,--pictures", o->report.picture_files,
+                  "draw pictures for this many files at most: those with the most to look at")
       ->capture_default_str();
+  cmd->add_option("--pictures-for", o->report.pictures_for,
+                  "also draw pictures for these files (path, file name or stem; repeatable)");
   cmd->callback([o] { run_report(*o); });
 }
 

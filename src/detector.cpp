@@ -13,7 +13,6 @@
 #include <optional>
 #include <thread>
 
-#include "condition/conditioner.hpp"
 #include "condition/quality.hpp"
 #include "decode/decoder.hpp"
 #include "detect/boundaries.hpp"
@@ -21,13 +20,12 @@
 #include "detect/ontology.hpp"
 #include "detect/rollup.hpp"
 #include "earmark/earmark.hpp"
-#include "features/logmel.hpp"
-#include "features/thumbnail.hpp"
 #include "model/head.hpp"
 #include "model/labels.hpp"
 #include "model/network.hpp"
 #include "model/registry.hpp"
 #include "model/scorer.hpp"
+#include "run/front_half.hpp"
 #include "util/sha256.hpp"
 
 namespace earmark {
@@ -85,64 +83,44 @@ struct Detector::Impl {
   std::unique_ptr<detect::Ontology> ontology;
   std::unique_ptr<detect::Rollup> rollup;
 
-  // Runs condition + features + network + events over a source of samples; `next` appends
-  // the next block (returns false at the end). With pipelining, decode/condition/features run
-  // on a second thread and hand mel frames to the network through a small bounded queue, so
+  // Runs the front half (condition + features + network, run::FrontHalf) and events over a
+  // source of samples; `next` appends the next block (returns false at the end). One block is
+  // read ahead so that the last one is known as such. With pipelining, decode/condition/features
+  // run on a second thread and hand mel frames to the network through a small bounded queue, so
   // the two halves (each about half of the work) overlap.
   template <typename Next>
   FileResult run(const std::string& name, Next&& next, Timings& t, bool pipelined) const {
     FileResult r;
     r.path = name;
-    features::LogMelStream mel;
-    features::SpectrogramThumbnail thumbnail;
-    detect::BandEnvelope envelope;  // band levels at 10 ms, for event boundaries
-    condition::QualityAnalyzer quality;
-    std::optional<condition::Conditioner> conditioner;
-    if (config.condition.any_enabled()) conditioner.emplace(config.condition);
-    model::FrameScorer scorer(*net, config.frames, config.model.batch, !heads.empty());
-    size_t samples = 0;
+    run::FrontHalf half(config, *net, !heads.empty(), true);
+    const model::FrameScorer& scorer = half.scorer();
 
     // The front half: one block in, the mel frames it completes out. Returns false at the end.
-    std::vector<float> block, conditioned;
+    std::vector<float> block, ahead;
+    bool more = true, started = false;
     auto front = [&](std::vector<float>& frames) {
-      block.clear();
       auto t0 = Clock::now();
-      const bool more = next(block);
-      t.decode_s += since(t0);
-      samples += block.size();
-      t0 = Clock::now();
-      quality.push(block);  // the signal as recorded, before any conditioning
-      const std::vector<float>* input = &block;
-      if (conditioner) {
-        conditioned.clear();
-        conditioner->process(block, conditioned);
-        if (!more) conditioner->flush(conditioned);
-        input = &conditioned;
+      if (!started) {
+        more = next(block);
+        started = true;
+      } else {
+        block.swap(ahead);
       }
-      t.condition_s += since(t0);
-      t0 = Clock::now();
-      mel.push(*input);
-      if (!more) mel.finish();
-      const size_t before = frames.size();
-      const size_t n = mel.take(frames, mel.available());
-      thumbnail.push(std::span<const float>(frames).subspan(before), n);
-      if (config.events.refine) envelope.push(std::span<const float>(frames).subspan(before), n);
-      t.features_s += since(t0);
-      return more;
+      ahead.clear();
+      if (more) more = next(ahead);
+      const bool last = !more && ahead.empty();
+      t.decode_s += since(t0);
+      half.front(block, last, frames, &t);
+      return !last;
     };
-    auto back = [&](const std::vector<float>& frames, bool more) {
-      const auto t0 = Clock::now();
-      scorer.push(frames, frames.size() / features::kNumMels);
-      if (!more) scorer.finish(samples);
-      t.network_s += since(t0);
-    };
+    auto back = [&](const std::vector<float>& frames, bool more_blocks) { half.back(frames, !more_blocks, &t); };
 
     if (!pipelined) {
       std::vector<float> frames;
-      for (bool more = true; more;) {
+      for (bool go = true; go;) {
         frames.clear();
-        more = front(frames);
-        back(frames, more);
+        go = front(frames);
+        back(frames, go);
       }
     } else {
       struct Item {
@@ -157,10 +135,10 @@ struct Detector::Impl {
       constexpr size_t kMaxQueued = 4;
       std::thread producer([&] {
         try {
-          for (bool more = true; more;) {
+          for (bool go = true; go;) {
             Item item;
-            more = front(item.frames);
-            item.more = more;
+            go = front(item.frames);
+            item.more = go;
             std::unique_lock lock(m);
             cv.wait(lock, [&] { return queue.size() < kMaxQueued || stop; });
             if (stop) return;
@@ -174,7 +152,7 @@ struct Detector::Impl {
         }
       });
       try {
-        for (bool more = true; more;) {
+        for (bool go = true; go;) {
           Item item;
           {
             std::unique_lock lock(m);
@@ -184,8 +162,8 @@ struct Detector::Impl {
             queue.pop_front();
             cv.notify_all();
           }
-          more = item.more;
-          back(item.frames, more);
+          go = item.more;
+          back(item.frames, go);
         }
       } catch (...) {
         {
@@ -201,12 +179,12 @@ struct Detector::Impl {
     }
 
     auto t0 = Clock::now();
-    fill_quality(quality.finish(), r);
+    fill_quality(half.quality(), r);
     r.quality.conditioning = config.condition.any_enabled() ? describe_conditioning(config.condition) : "off";
-    r.spectrogram = thumbnail.finish();
+    r.spectrogram = half.thumbnail();
     t.condition_s += since(t0);
     t0 = Clock::now();
-    r.info.duration_s = double(samples) / kSampleRate;
+    r.info.duration_s = double(half.samples()) / kSampleRate;
     FrameScores raw;
     raw.hop_s = scorer.hop_s();
     raw.frames = scorer.frames();
@@ -235,13 +213,15 @@ struct Detector::Impl {
         for (size_t c = 0; c < k; ++c) raw.values[f * width + column + c] = sigmoid(head_logits[f * k + c]);
       column += k;
     }
+    half.release_scorer();  // the logits are in `raw` now: one copy of a long file's grid less
     r.scores = detect::apply_label_config(raw, config.events);
+    raw = FrameScores{};
     r.events = detect::find_events(r.scores, config.events, r.info.duration_s);
     if (config.events.refine)
-      r.events = detect::refine_boundaries(r.events, envelope, detect::BoundaryParams::from(config.events),
+      r.events = detect::refine_boundaries(r.events, half.envelope(), detect::BoundaryParams::from(config.events),
                                            r.info.duration_s);
     if (config.output.detection_scores)
-      r.detection_scores = detect::detection_scores(r.scores, config.events, config.events.refine ? &envelope : nullptr,
+      r.detection_scores = detect::detection_scores(r.scores, config.events, config.events.refine ? &half.envelope() : nullptr,
                                                     r.info.duration_s);
     if (rollup) r.events = rollup->apply(r.events);
     t.events_s += since(t0);

@@ -1,5 +1,6 @@
 // Custom-class heads: training determinism, save/load, bad inputs, backbone mismatch, and an
 // end-to-end run (train on real clips from shared/sounds, detect a held-out clip).
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -287,6 +288,33 @@ TEST_F(TrainTest, EndToEndTrainThenDetectAHeldOutClip) {
   std::ifstream csv(dir / "out" / "events.csv");
   const std::string text((std::istreambuf_iterator<char>(csv)), std::istreambuf_iterator<char>());
   EXPECT_NE(text.find(",drawer,"), std::string::npos) << text;
+}
+
+
+// One front half (condition -> log-mel -> network) for train and detect: the AudioSet scores of
+// the frames a head is trained on are the detector's own, for a short clip (whose loudness
+// gain detect takes from its quality analysis) and for a long input read in several blocks.
+TEST_F(TrainTest, TrainingFeaturesAreTheDetectorsFeatures) {
+  Config cfg = test_config();
+  cfg.model.threads = 1;
+  const model::Embedder emb(cfg);
+  const earmark::Detector det(cfg);
+  std::vector<float> clip = earmark::testing::shared_speech();
+  std::vector<float> longer;
+  for (int k = 0; k < 3; ++k) longer.insert(longer.end(), clip.begin(), clip.end() - 32000 * k);  // 27 s
+  for (const std::vector<float>* samples : {&clip, &longer}) {
+    std::vector<float> e, logits;
+    const int frames = emb.embed(*samples, e, &logits);
+    const earmark::FileResult r = det.detect_samples(*samples);
+    ASSERT_TRUE(r.ok()) << r.error;
+    ASSERT_EQ(r.scores.frames, frames);
+    const size_t classes = r.scores.labels.size();
+    ASSERT_EQ(logits.size(), size_t(frames) * classes);
+    size_t differ = 0;
+    for (size_t k = 0; k < logits.size(); ++k)
+      differ += r.scores.values[k] != 1.0f / (1.0f + std::exp(-logits[k])) ? 1 : 0;
+    EXPECT_EQ(differ, 0u) << "of " << logits.size() << " scores, " << samples->size() << " samples";
+  }
 }
 
 }  // namespace

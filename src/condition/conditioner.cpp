@@ -189,6 +189,11 @@ struct Conditioner::Impl {
         held.shrink_to_fit();
       }
     }
+    if (gain && !held.empty()) {  // decided from an analysis handed over (use_whole_input_analysis)
+      apply(held, out);
+      held.clear();
+      held.shrink_to_fit();
+    }
     if (gain) apply(in.subspan(i), out);
   }
 
@@ -240,6 +245,14 @@ void Conditioner::set_normalization_gain(double gain_db) {
 }
 
 void Conditioner::process(std::span<const float> in, std::vector<float>& out) { impl_->process(in, out); }
+
+bool Conditioner::use_whole_input_analysis(const QualityReport& report, size_t total_samples) {
+  auto& s = *impl_;
+  if (!s.normalize || s.gain || s.dc || s.hp || s.dn || s.flushed || s.fs != kSampleRate) return false;
+  if (total_samples > s.analysis_len || total_samples < s.held.size()) return false;
+  s.set_gain(normalization_gain(s.cfg.normalize, report));
+  return true;
+}
 void Conditioner::flush(std::vector<float>& out) { impl_->flush(out); }
 
 size_t Conditioner::max_latency_samples() const {

@@ -67,6 +67,14 @@ class Conditioner {
   // The Conditioner must not be used afterwards.
   void flush(std::vector<float>& out);
 
+  // Normalisation with no filter or denoiser before it decides its gain from analyze() of the
+  // first normalize.analysis_s seconds, or of the whole input when that is shorter. A caller
+  // that measures the whole input anyway (a QualityAnalyzer with the default settings fed
+  // exactly the samples given to process() so far plus those it gives before flush(),
+  // `total_samples` in all) can hand its report over before they are given, saving the second
+  // analysis; the output is the same. Returns false, changing nothing, where that does not
+  // apply (other steps on, the input longer than analysis_s, the gain already decided).
+  bool use_whole_input_analysis(const QualityReport& report, size_t total_samples);
   // Upper bound of the samples held back at any time (the memory bound as well).
   size_t max_latency_samples() const;
   // The normalisation gain once known (normalisation on), in dB.

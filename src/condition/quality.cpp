@@ -204,6 +204,7 @@ struct QualityAnalyzer::Impl {
   int64_t zrun_start = 0, zrun_len = 0;
   bool zrun_pre_ok = false;
   std::vector<float> ring;  // the last dropout_ctx + dropout_min samples
+  size_t ring_pos = 0;      // n % ring.size()
   struct Candidate {
     int64_t start, end;
     double post_sum = 0;
@@ -321,7 +322,8 @@ struct QualityAnalyzer::Impl {
       end_zero_run(n);
     }
 
-    ring[size_t(n % int64_t(ring.size()))] = x;
+    ring[ring_pos] = x;  // == ring[n % ring.size()], without a division per sample
+    if (++ring_pos == ring.size()) ring_pos = 0;
     ++n;
   }
 

@@ -26,6 +26,7 @@
 #include "model/network.hpp"
 #include "model/registry.hpp"
 #include "model/scorer.hpp"
+#include "run/front_half.hpp"
 #include "synth/soundscape.hpp"
 #include "util/sha256.hpp"
 
@@ -239,25 +240,13 @@ std::vector<int> Embedder::embed_many(const std::vector<std::vector<float>>& inp
 }
 
 int Embedder::embed(std::span<const float> samples, std::vector<float>& embeddings, std::vector<float>* logits) const {
-  std::vector<float> conditioned;
-  std::span<const float> input = samples;
-  if (config_.condition.any_enabled()) {
-    condition::Conditioner c(config_.condition);
-    c.process(samples, conditioned);
-    c.flush(conditioned);
-    input = conditioned;
-  }
-  features::LogMelStream mel;
-  mel.push(input);
-  mel.finish();
-  std::vector<float> frames;
-  const size_t n = mel.take(frames, mel.available());
-  FrameScorer scorer(*net_, config_.frames, config_.model.batch, true);
-  scorer.push(frames, n);
-  scorer.finish(input.size());
-  embeddings = scorer.embeddings();
-  if (logits) *logits = scorer.logits();
-  return scorer.frames();
+  // The detector's own front half (condition -> log-mel -> network), so that a head is fitted
+  // on exactly the features it is applied to.
+  run::FrontHalf half(config_, *net_, true, false);
+  half.push(samples, true);
+  embeddings = half.scorer().embeddings();
+  if (logits) *logits = half.scorer().logits();
+  return half.scorer().frames();
 }
 
 namespace {

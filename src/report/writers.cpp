@@ -13,6 +13,11 @@
 #include <fstream>
 #include <functional>
 #include <set>
+#include <sstream>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "report/text.hpp"
 
@@ -165,31 +170,75 @@ std::string lower(std::string s) {
   return s;
 }
 
-// One distinct stem per result, in input order; "events" is taken by the run-wide files.
-std::vector<std::string> unique_stems(const std::vector<FileResult>& results) {
-  std::set<std::string> taken = {"events"};
-  std::vector<std::string> stems;
-  for (const auto& r : results) {
-    const std::string base = safe_stem(r.path);
-    std::string stem = base;
-    for (int k = 2; taken.count(lower(stem)) != 0; ++k) stem = base + "-" + std::to_string(k);
-    taken.insert(lower(stem));
-    stems.push_back(stem);
-  }
-  return stems;
+// One file's rows of events.csv / events.tsv (header excluded).
+std::string csv_rows(const FileResult& r) {
+  std::string out;
+  if (!r.ok()) return out;
+  const std::string file = csv_field(r.path);
+  for (const auto& e : r.events)
+    out += file + ',' + fixed3(e.onset) + ',' + fixed3(e.offset) + ',' + csv_field(e.label) + ',' +
+           fixed3(e.confidence) + '\n';
+  return out;
 }
+std::string tsv_rows(const FileResult& r) {
+  std::string out;
+  if (!r.ok()) return out;
+  const std::string file = tsv_field(base_name(r.path));
+  for (const auto& e : r.events)
+    out += file + '\t' + fixed3(e.onset) + '\t' + fixed3(e.offset) + '\t' + tsv_field(e.label) + '\n';
+  return out;
+}
+constexpr const char* kCsvHeader = "file,onset,offset,label,confidence\n";
+constexpr const char* kTsvHeader = "filename\tonset\toffset\tevent_label\n";
+
+// events.json is written record by record: a head, the records with a separator between them,
+// and a tail that closes the document. Indented (as nlohmann's dump(2) would write the whole
+// document) unless frame scores make it large.
+struct JsonLayout {
+  std::string head, separator, tail;
+  bool indent;
+  explicit JsonLayout(bool frame_scores) : indent(!frame_scores) {
+    const std::string v = json(version()).dump();
+    if (indent) {
+      head = "{\n  \"earmark_version\": " + v + ",\n  \"files\": [\n";
+      separator = ",\n";
+      tail = "\n  ]\n}\n";
+    } else {
+      head = "{\"earmark_version\":" + v + ",\"files\":[";
+      separator = ",";
+      tail = "]}\n";
+    }
+  }
+  std::string record(const FileResult& r) const {
+    // Paths are bytes on Linux and need not be UTF-8; replace bad bytes rather than throw.
+    const std::string text = file_json(r, !indent).dump(indent ? 2 : -1, ' ', false, json::error_handler_t::replace);
+    if (!indent) return text;
+    std::string out = "    ";
+    for (char ch : text) {
+      out += ch;
+      if (ch == '\n') out += "    ";
+    }
+    return out;
+  }
+};
 
 }  // namespace
 
+OutputNames::OutputNames() : taken_({"events"}) {}
+
+std::string OutputNames::next(const std::string& input_path) {
+  const std::string base = safe_stem(input_path);
+  std::string stem = base;
+  auto taken = [&](const std::string& s) { return std::binary_search(taken_.begin(), taken_.end(), lower(s)); };
+  for (int k = 2; taken(stem); ++k) stem = base + "-" + std::to_string(k);
+  const std::string key = lower(stem);
+  taken_.insert(std::upper_bound(taken_.begin(), taken_.end(), key), key);
+  return stem;
+}
+
 void write_csv(std::ostream& os, const std::vector<FileResult>& results) {
-  os << "file,onset,offset,label,confidence\n";
-  for (const auto& r : results) {
-    if (!r.ok()) continue;
-    const std::string file = csv_field(r.path);
-    for (const auto& e : r.events)
-      os << file << ',' << fixed3(e.onset) << ',' << fixed3(e.offset) << ',' << csv_field(e.label) << ','
-         << fixed3(e.confidence) << '\n';
-  }
+  os << kCsvHeader;
+  for (const auto& r : results) os << csv_rows(r);
 }
 
 void write_audacity(std::ostream& os, const FileResult& result) {
@@ -199,22 +248,15 @@ void write_audacity(std::ostream& os, const FileResult& result) {
 }
 
 void write_dcase_tsv(std::ostream& os, const std::vector<FileResult>& results) {
-  os << "filename\tonset\toffset\tevent_label\n";
-  for (const auto& r : results) {
-    if (!r.ok()) continue;
-    const std::string file = tsv_field(base_name(r.path));
-    for (const auto& e : r.events)
-      os << file << '\t' << fixed3(e.onset) << '\t' << fixed3(e.offset) << '\t' << tsv_field(e.label) << '\n';
-  }
+  os << kTsvHeader;
+  for (const auto& r : results) os << tsv_rows(r);
 }
 
 void write_json(std::ostream& os, const std::vector<FileResult>& results, bool frame_scores) {
-  json root;
-  root["earmark_version"] = version();
-  root["files"] = json::array();
-  for (const auto& r : results) root["files"].push_back(file_json(r, frame_scores));
-  // Paths are bytes on Linux and need not be UTF-8; replace bad bytes rather than throw.
-  os << root.dump(frame_scores ? -1 : 2, ' ', false, json::error_handler_t::replace) << '\n';
+  const JsonLayout layout(frame_scores);
+  os << layout.head;
+  for (size_t i = 0; i < results.size(); ++i) os << (i ? layout.separator : "") << layout.record(results[i]);
+  os << layout.tail;
 }
 
 std::vector<FileResult> read_json(std::istream& is, const std::string& origin) {
@@ -311,46 +353,158 @@ std::vector<FileResult> read_json(std::istream& is, const std::string& origin) {
   return out;
 }
 
-std::vector<std::string> write_outputs(const std::string& out_dir, const std::vector<FileResult>& results,
-                                       const OutputConfig& cfg) {
+namespace {
+
+void check_formats(const OutputConfig& cfg) {
   static const std::vector<std::string> known = {"csv", "json", "audacity", "tsv"};
   for (const auto& f : cfg.formats)
     if (std::find(known.begin(), known.end(), f) == known.end())
       throw Error("output.formats: unknown format '" + f + "' (known: csv, json, audacity, tsv)");
-  auto wants = [&](const char* f) { return std::find(cfg.formats.begin(), cfg.formats.end(), f) != cfg.formats.end(); };
+}
 
-  const fs::path dir(out_dir);
+[[noreturn]] void fail(const fs::path& p, const char* what, const char* hint) {
+  throw Error(p.string() + ": " + what + " (" + std::strerror(errno) + "); " + hint);
+}
+
+// The whole of `bytes` at `offset` (pwrite may write less than asked).
+void write_at(int fd, const fs::path& p, std::string_view bytes, uint64_t offset) {
+  while (!bytes.empty()) {
+    const ssize_t n = ::pwrite(fd, bytes.data(), bytes.size(), off_t(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) fail(p, "writing failed", "check free space");
+    bytes.remove_prefix(size_t(n));
+    offset += uint64_t(n);
+  }
+}
+
+// `bytes` as the whole content of `p`, written under a temporary name and renamed, so that the
+// file is either the old one or complete.
+void write_whole(const fs::path& p, const std::string& bytes) {
+  const fs::path tmp = p.string() + ".part";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) fail(p, "cannot write", "check the output folder");
+    f.write(bytes.data(), std::streamsize(bytes.size()));
+    f.flush();
+    if (!f) fail(p, "writing failed", "check free space");
+  }
   std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec || !fs::is_directory(dir))
+  fs::rename(tmp, p, ec);
+  if (ec) throw Error(p.string() + ": cannot write (" + ec.message() + "); check the output folder");
+}
+
+// A run-wide file that grows at its end (or, for events.json, just before its tail).
+struct GrowingFile {
+  fs::path path;
+  int fd = -1;
+  uint64_t end = 0;  // where the next bytes go
+  void open(const fs::path& p, const std::string& head, const std::string& tail, const uint64_t* resume_at) {
+    path = p;
+    fd = ::open(p.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) fail(p, "cannot write", "check the output folder");
+    if (resume_at) {
+      struct stat st {};
+      if (::fstat(fd, &st) != 0 || uint64_t(st.st_size) < *resume_at || *resume_at < head.size())
+        throw Error(p.string() + ": shorter than the run's progress file records; the folder was changed since the "
+                                 "run stopped: run again without --resume (or into another folder)");
+      end = *resume_at;
+    } else {
+      end = 0;
+      append(head);
+    }
+    if (::ftruncate(fd, off_t(end)) != 0) fail(p, "cannot write", "check the output folder");
+    if (!tail.empty()) write_at(fd, path, tail, end);
+  }
+  void append(const std::string& bytes, const std::string& tail = {}) {
+    if (bytes.empty()) return;
+    write_at(fd, path, bytes + tail, end);  // one write: the file is complete before and after
+    end += bytes.size();
+  }
+  ~GrowingFile() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+}  // namespace
+
+struct OutputStream::Impl {
+  fs::path dir;
+  OutputConfig cfg;
+  bool csv = false, json = false, tsv = false, audacity = false;
+  JsonLayout layout;
+  GrowingFile csv_file, json_file, tsv_file;
+  size_t records = 0;
+  OutputNames names;
+  explicit Impl(const OutputConfig& c) : cfg(c), layout(c.frame_scores) {}
+};
+
+OutputStream::OutputStream(const std::string& out_dir, const OutputConfig& cfg, const OutputPositions* resume_at,
+                           const std::vector<std::string>& kept_inputs)
+    : impl_(std::make_unique<Impl>(cfg)) {
+  check_formats(cfg);
+  auto& s = *impl_;
+  auto wants = [&](const char* f) { return std::find(cfg.formats.begin(), cfg.formats.end(), f) != cfg.formats.end(); };
+  s.csv = wants("csv"), s.json = wants("json"), s.tsv = wants("tsv"), s.audacity = wants("audacity");
+  s.dir = out_dir;
+  std::error_code ec;
+  fs::create_directories(s.dir, ec);
+  if (ec || !fs::is_directory(s.dir))
     throw Error(out_dir + ": cannot create the output folder (" +
                 (ec ? ec.message() : std::string("a file of that name exists")) + "); choose a writable folder");
+  for (const auto& p : kept_inputs) s.names.next(p);
+  s.records = kept_inputs.size();
+  if (s.csv) {
+    s.csv_file.open(s.dir / "events.csv", kCsvHeader, "", resume_at ? &resume_at->csv : nullptr);
+    run_files_.push_back((s.dir / "events.csv").string());
+  }
+  if (s.json) {
+    s.json_file.open(s.dir / "events.json", s.layout.head, s.layout.tail, resume_at ? &resume_at->json : nullptr);
+    run_files_.push_back((s.dir / "events.json").string());
+  }
+  if (s.tsv) {
+    s.tsv_file.open(s.dir / "events.tsv", kTsvHeader, "", resume_at ? &resume_at->tsv : nullptr);
+    run_files_.push_back((s.dir / "events.tsv").string());
+  }
+}
 
+OutputStream::~OutputStream() = default;
+
+OutputPositions OutputStream::positions() const {
+  return {impl_->csv_file.end, impl_->json_file.end, impl_->tsv_file.end};
+}
+
+std::vector<std::string> OutputStream::add(const FileResult& r) {
+  auto& s = *impl_;
   std::vector<std::string> written;
-  auto write_file = [&](const std::string& name, const std::function<void(std::ostream&)>& fill) {
-    const fs::path p = dir / name;
-    std::ofstream f(p, std::ios::binary | std::ios::trunc);
-    if (!f) throw Error(p.string() + ": cannot write (" + std::strerror(errno) + "); check the output folder");
-    fill(f);
-    f.flush();
-    if (!f) throw Error(p.string() + ": writing failed (" + std::strerror(errno) + "); check free space");
-    written.push_back(p.string());
+  // Per-file outputs first: once the run-wide files list the file, its own files exist.
+  const std::string stem = s.names.next(r.path);
+  auto put = [&](const std::string& name, const std::string& bytes) {
+    write_whole(s.dir / name, bytes);
+    written.push_back((s.dir / name).string());
   };
+  if (s.audacity && r.ok()) {
+    std::ostringstream os;
+    write_audacity(os, r);
+    put(stem + ".labels.txt", os.str());
+  }
+  if (s.cfg.per_file) {
+    if (s.csv && r.ok()) put(stem + ".csv", kCsvHeader + csv_rows(r));
+    if (s.json) put(stem + ".json", s.layout.head + s.layout.record(r) + s.layout.tail);
+  }
+  if (s.csv) s.csv_file.append(csv_rows(r));
+  if (s.json) s.json_file.append((s.records ? s.layout.separator : std::string()) + s.layout.record(r), s.layout.tail);
+  if (s.tsv) s.tsv_file.append(tsv_rows(r));
+  ++s.records;
+  return written;
+}
 
-  if (wants("csv")) write_file("events.csv", [&](std::ostream& os) { write_csv(os, results); });
-  if (wants("json")) write_file("events.json", [&](std::ostream& os) { write_json(os, results, cfg.frame_scores); });
-  if (wants("tsv")) write_file("events.tsv", [&](std::ostream& os) { write_dcase_tsv(os, results); });
-
-  const auto stems = unique_stems(results);
-  for (size_t i = 0; i < results.size(); ++i) {
-    const auto& r = results[i];
-    if (wants("audacity") && r.ok())
-      write_file(stems[i] + ".labels.txt", [&](std::ostream& os) { write_audacity(os, r); });
-    if (!cfg.per_file) continue;
-    const std::vector<FileResult> one = {r};
-    if (wants("csv") && r.ok()) write_file(stems[i] + ".csv", [&](std::ostream& os) { write_csv(os, one); });
-    if (wants("json"))
-      write_file(stems[i] + ".json", [&](std::ostream& os) { write_json(os, one, cfg.frame_scores); });
+std::vector<std::string> write_outputs(const std::string& out_dir, const std::vector<FileResult>& results,
+                                       const OutputConfig& cfg) {
+  OutputStream out(out_dir, cfg);
+  std::vector<std::string> written = out.run_files();
+  for (const auto& r : results) {
+    auto more = out.add(r);
+    written.insert(written.end(), more.begin(), more.end());
   }
   return written;
 }

@@ -1,7 +1,9 @@
 // report: event lists written as CSV, JSON, Audacity labels and DCASE TSV.
 #pragma once
 
+#include <cstdint>
 #include <istream>
+#include <memory>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -38,6 +40,53 @@ void write_json(std::ostream& os, const std::vector<FileResult>& results, bool f
 // Reads write_json's output back (path, error, info, events, and frame scores, quality,
 // anomalies, warnings and spectrogram when present), e.g. for evaluation or `earmark report`. Throws earmark::Error naming `origin` for text that is not such JSON.
 std::vector<FileResult> read_json(std::istream& is, const std::string& origin = "events.json");
+
+// The output name of each input: the input's file name without extension, made portable;
+// inputs sharing a name (compared case-insensitively) get x, x-2, x-3... in the order they are
+// named, and names of the run-wide files ("events") are reserved. The one place output names
+// are chosen (used by write_outputs and OutputStream).
+class OutputNames {
+ public:
+  OutputNames();
+  std::string next(const std::string& input_path);
+
+ private:
+  std::vector<std::string> taken_;  // lower-case, sorted
+};
+
+// Byte sizes of the run-wide outputs after a number of files: where a resumed run cuts them.
+struct OutputPositions {
+  uint64_t csv = 0, json = 0, tsv = 0;
+};
+
+// The outputs of a run written as each file finishes (a streaming write_outputs): events.csv
+// and events.tsv get the file's rows appended, events.json gets the file's record and is closed
+// again ("]}") in the same write, so that after every add() each file parses and holds every
+// file added so far; per-file outputs are written to a temporary name and renamed. Memory stays
+// that of one file whatever the number of files.
+class OutputStream {
+ public:
+  // Starts the run-wide files afresh, or with `resume_at`, keeps the first bytes of each (as
+  // positions() returned them after the last file kept) and goes on from there; `names` are
+  // the output names of the files kept, in order.
+  OutputStream(const std::string& out_dir, const OutputConfig& cfg, const OutputPositions* resume_at = nullptr,
+               const std::vector<std::string>& kept_inputs = {});
+  ~OutputStream();
+  OutputStream(const OutputStream&) = delete;
+  OutputStream& operator=(const OutputStream&) = delete;
+
+  // Writes one file's outputs; returns the paths written for it (per-file outputs). Throws
+  // earmark::Error naming the path that could not be written.
+  std::vector<std::string> add(const FileResult& result);
+  // Paths of the run-wide files (events.csv, events.json, events.tsv as asked).
+  const std::vector<std::string>& run_files() const { return run_files_; }
+  OutputPositions positions() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::vector<std::string> run_files_;
+};
 
 // Writes the requested formats (csv, json, audacity, tsv) for a run into `out_dir`:
 // events.csv, events.json, events.tsv and, per file, <name>.labels.txt (+ <name>.csv/.json

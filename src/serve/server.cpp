@@ -17,11 +17,10 @@
 #include <nlohmann/json.hpp>
 
 #include "decode/decoder.hpp"
-#include "detect/review.hpp"
 #include "earmark/earmark.hpp"
+#include "earmark/run.hpp"
 #include "model/labels.hpp"
 #include "model/registry.hpp"
-#include "report/report.hpp"
 #include "report/writers.hpp"
 #include "serve/queue.hpp"
 #include "serve/store.hpp"
@@ -758,8 +757,7 @@ struct Service::Impl {
         r = det.detect_file(local.path);
         r.path = f.name;
         if (r.ok()) {
-          auto found = detect::review_detections(r, detect::ReviewConfig::from(det.config().events));
-          r.anomalies.insert(r.anomalies.end(), found.begin(), found.end());
+          review_result(r, det.config().events);
         } else if (auto pos = r.error.find(local.path); pos != std::string::npos) {
           r.error.replace(pos, local.path.size(), f.name);  // errors name the stored path; users know the upload name
         }
@@ -837,15 +835,6 @@ struct Service::Impl {
       queue->ack(msg);  // done already (a duplicate message), or not complete (a later message comes)
       return;
     }
-    std::vector<FileResult> results;
-    size_t failed = 0;
-    for (const auto& f : job->files) {
-      auto r = store->read_result(id, f.index);
-      if (!r) throw Error("job " + id + ": result of file " + std::to_string(f.index) + " cannot be read");
-      r->path = f.name;
-      failed += r->ok() ? 0 : 1;
-      results.push_back(std::move(*r));
-    }
     // Written to local scratch, then copied into the store (a folder or a bucket).
     const std::string out = scratch_path("report-" + id);
     struct RemoveAll {
@@ -855,10 +844,21 @@ struct Service::Impl {
         fs::remove_all(p, ec);
       }
     } remove_out{out};
-    OutputConfig oc;
-    oc.formats = {"csv", "json", "audacity", "tsv"};
-    report::write_outputs(out, results, oc);
-    report::RunInfo info;
+    // The Run layer writes the outputs and the report as results are read (one in memory at a
+    // time), reviewing them against the thresholds the workers detected with.
+    Config run_cfg = det_cfg;
+    run_cfg.output = OutputConfig{};
+    run_cfg.output.formats = {"csv", "json", "audacity", "tsv"};
+    RunWriter writer(out, run_cfg, job->files.size());
+    size_t failed = 0;
+    for (const auto& f : job->files) {
+      auto r = store->read_result(id, f.index);
+      if (!r) throw Error("job " + id + ": result of file " + std::to_string(f.index) + " cannot be read");
+      r->path = f.name;
+      failed += r->ok() ? 0 : 1;
+      writer.add(std::move(*r));
+    }
+    RunMetadata info;
     info.model_name = model_name.empty() ? det_cfg.model.name : model_name;
     info.checkpoint_path = checkpoint_path;
     info.checkpoint_sha256 = checkpoint_sha;
@@ -866,10 +866,10 @@ struct Service::Impl {
     info.started_at = job->created_at;
     for (const auto& f : job->files) info.inputs.push_back(f.name);
     info.label_count = labels.size();
-    report::write_report(out, results, info);
+    writer.finish(info);
     store->put_outputs(id, out);
     metrics.counter_add("earmark_reports_total", {});
-    if (failed == results.size() && !results.empty())
+    if (failed == job->files.size() && !job->files.empty())
       store->write_done(id, JobState::failed, "no file could be processed; see each file's error");
     else
       store->write_done(id, JobState::done);
