@@ -156,9 +156,20 @@ void check_blobs_contract(serve::Blobs& b, const fs::path& scratch) {
   EXPECT_NO_THROW(b.check_writable());
 }
 
+// Uploads staged as local files, as the gateway receives them.
+std::vector<serve::Upload> staged(const fs::path& dir, const std::vector<std::pair<std::string, std::string>>& files) {
+  std::vector<serve::Upload> out;
+  for (const auto& [name, bytes] : files) {
+    fs::create_directories(dir);
+    std::ofstream(dir / name, std::ios::binary) << bytes;
+    out.push_back({name, (dir / name).string(), bytes.size()});
+  }
+  return out;
+}
+
 // A job through the Store API: states, outputs with nested names, retention.
 void check_store(serve::Store& store, const fs::path& scratch) {
-  auto job = store.create_job({{"a.wav", "AAAA"}, {"b.wav", "BBBB"}}, true);
+  auto job = store.create_job(staged(scratch / "up", {{"a.wav", "AAAA"}, {"b.wav", "BBBB"}}), true);
   EXPECT_EQ(store.list_jobs(), std::vector<std::string>{job.id});
   ASSERT_TRUE(store.read_job(job.id));
   EXPECT_EQ(store.read_job(job.id)->files.size(), 2u);
@@ -193,8 +204,8 @@ void check_store(serve::Store& store, const fs::path& scratch) {
   }
   // Retention: a job that just ended is kept; one that ended long ago is removed; a job still
   // running is never removed however old.
-  auto old = store.create_job({{"c.wav", "CCCC"}}, false);
-  auto running = store.create_job({{"d.wav", "DDDD"}}, false);
+  auto old = store.create_job(staged(scratch / "up", {{"c.wav", "CCCC"}}), false);
+  auto running = store.create_job(staged(scratch / "up", {{"d.wav", "DDDD"}}), false);
   EXPECT_EQ(store.prune(3600), 0u);
   const_cast<serve::Blobs&>(store.blobs())
       .put("jobs/" + old.id + "/done.json", R"({"v":1,"state":"done","finished_at":"2020-01-01T00:00:00Z"})");

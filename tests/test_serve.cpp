@@ -215,6 +215,175 @@ TEST_F(Serve, AsyncJobRunsToDoneWithReportAndFiles) {
   EXPECT_EQ(audio->get_header_value("Content-Type"), "audio/wav");
 }
 
+// A valid WAV that also carries an HTML page with a script (in a LIST/INFO comment chunk).
+std::string wav_carrying_html(const fs::path& dir) {
+  const fs::path p = dir / "tone.wav";
+  write_wav16(p, sine(440, 1.0, 16000), 16000, 1);
+  std::string wav = slurp_file(p);
+  std::string html = "<html><body><script>document.title='owned'</script></body></html>";
+  if (html.size() % 2) html += ' ';
+  std::string info = "INFO";
+  info += "ICMT";
+  const uint32_t n = uint32_t(html.size());
+  info.append(reinterpret_cast<const char*>(&n), 4);
+  info += html;
+  const uint32_t list_size = uint32_t(info.size());
+  wav += "LIST";
+  wav.append(reinterpret_cast<const char*>(&list_size), 4);
+  wav += info;
+  const uint32_t riff = uint32_t(wav.size() - 8);
+  wav.replace(4, 4, reinterpret_cast<const char*>(&riff), 4);
+  return wav;
+}
+
+// Issue 14.1: an upload named evil.html that is valid audio and carries HTML is never served
+// as HTML; every answer forbids sniffing and carries a Content-Security-Policy.
+TEST_F(Serve, UploadsAreServedAsAudioOrOctetStreamNeverAsHtml) {
+  TempDir dir;
+  const std::string wav = wav_carrying_html(dir.path());
+  auto c = client();
+  httplib::MultipartFormDataItems items = {{"file", wav, "evil.html", "text/html"}};
+  auto r = c.Post("/v1/jobs", items);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 202) << r->body;
+  const std::string id = json_of(r)["id"];
+  auto audio = c.Get(("/v1/jobs/" + id + "/audio/0").c_str());
+  ASSERT_TRUE(audio);
+  ASSERT_EQ(audio->status, 200);
+  EXPECT_EQ(audio->body, wav);
+  EXPECT_EQ(audio->get_header_value("Content-Type"), "application/octet-stream");
+  EXPECT_EQ(audio->get_header_value("Content-Disposition").rfind("attachment", 0), 0u)
+      << audio->get_header_value("Content-Disposition");
+  const json j = wait_job(id);
+  ASSERT_EQ(j.value("state", ""), "done") << j.dump();
+
+  // Every answer: nosniff and a policy that runs nothing (the page and the report have their own).
+  for (const std::string& path : std::vector<std::string>{"/healthz", "/readyz", "/metrics", "/v1/labels", "/no/such/thing", "/v1/jobs/" + id,
+                                 "/v1/jobs/" + id + "/audio/0", "/v1/jobs/" + id + "/results/0",
+                                 "/v1/jobs/" + id + "/files/events.csv", "/v1/jobs/zzz", "/app.js", "/app.css"}) {
+    auto a = c.Get(path.c_str());
+    ASSERT_TRUE(a) << path;
+    EXPECT_EQ(a->get_header_value("X-Content-Type-Options"), "nosniff") << path;
+    EXPECT_EQ(a->get_header_value_count("Content-Security-Policy"), 1u) << path;
+    const std::string csp = a->get_header_value("Content-Security-Policy");
+    EXPECT_EQ(csp.rfind("default-src 'none'", 0), 0u) << path << ": " << csp;
+    EXPECT_EQ(csp.find("unsafe"), std::string::npos) << path << ": " << csp;
+    EXPECT_EQ(a->get_header_value("Content-Type").find("text/html"), std::string::npos) << path;
+  }
+  // Downloads are attachments, typed from the allowlist; the report, even downloaded, runs no script.
+  auto html = c.Get(("/v1/jobs/" + id + "/files/report.html").c_str());
+  EXPECT_EQ(html->get_header_value("Content-Disposition"), "attachment; filename=\"report.html\"");
+  EXPECT_EQ(html->get_header_value("X-Content-Type-Options"), "nosniff");
+  EXPECT_NE(html->get_header_value("Content-Security-Policy").find("sandbox"), std::string::npos);
+  EXPECT_EQ(c.Get(("/v1/jobs/" + id + "/files/events.csv").c_str())->get_header_value("Content-Disposition"),
+            "attachment; filename=\"events.csv\"");
+  // The report shown in the browser runs no script at all.
+  auto rep = c.Get(("/v1/jobs/" + id + "/report").c_str());
+  ASSERT_EQ(rep->status, 200);
+  const std::string rcsp = rep->get_header_value("Content-Security-Policy");
+  EXPECT_NE(rcsp.find("sandbox"), std::string::npos) << rcsp;
+  EXPECT_EQ(rcsp.find("script-src"), std::string::npos) << rcsp;
+  // The page: its own script and style only, nothing inline.
+  auto page = c.Get("/");
+  const std::string pcsp = page->get_header_value("Content-Security-Policy");
+  EXPECT_NE(pcsp.find("script-src 'self'"), std::string::npos) << pcsp;
+  EXPECT_EQ(pcsp.find("unsafe"), std::string::npos) << pcsp;
+  EXPECT_EQ(page->body.find("<script>"), std::string::npos);
+  EXPECT_EQ(page->body.find("style="), std::string::npos);
+}
+
+// Issue 14.2: a chunked upload (no Content-Length) over --max-upload-mb is refused with 413
+// while it arrives, not read whole into memory first.
+TEST_F(Serve, ChunkedUploadsOverTheLimitGet413WhileTheyArrive) {
+  const bool peak = reset_peak_rss();
+  const long before = rss_kb();
+  const std::string piece(64 * 1024, 'x');
+  std::string chunk;
+  {
+    char size[16];
+    std::snprintf(size, sizeof size, "%zx\r\n", piece.size());
+    chunk = size + piece + "\r\n";
+  }
+  size_t pieces = 0;
+  const size_t max_pieces = 64 * 16;  // 64 MB, against a limit of 1.5 MB
+  const RawReply r = raw_exchange(port_,
+                                  "POST /v1/jobs?name=big.wav HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\n"
+                                  "Transfer-Encoding: chunked\r\n\r\n",
+                                  [&]() -> std::string {
+                                    if (pieces > max_pieces) return {};
+                                    return ++pieces > max_pieces ? std::string("0\r\n\r\n") : chunk;
+                                  },
+                                  60);
+  EXPECT_EQ(r.status, 413) << r.head;
+  EXPECT_NE(r.head.find("Connection: close"), std::string::npos) << r.head;
+  EXPECT_LT(r.sent, size_t(16) << 20) << "the server read on well past the limit";
+  if (peak) {
+    EXPECT_LT(rss_kb("VmHWM") - before, 32 * 1024) << "kB more at the peak";
+  }
+  // The same with a Content-Length over the limit, and the server still takes a good upload.
+  const RawReply cl = raw_exchange(port_,
+                                   "POST /v1/jobs?name=big.wav HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\n"
+                                   "Content-Length: 67108864\r\n\r\n",
+                                   [&]() -> std::string { return piece; }, 60);
+  EXPECT_EQ(cl.status, 413) << cl.head;
+  EXPECT_EQ(detect("speech.wav")["files"].size(), 1u);
+}
+
+// Issue 14.4: a status call reads the small per-file summaries, never the full results; files
+// are served in pieces (Range included), never read whole into memory.
+TEST_F(Serve, StatusComesFromSummariesAndFilesAreServedInPieces) {
+  auto c = client();
+  httplib::MultipartFormDataItems items = {{"file", slurp_file(clip("speech.wav")), "speech.wav", "audio/wav"}};
+  auto r = c.Post("/v1/jobs", items);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 202) << r->body;
+  const std::string id = json_of(r)["id"];
+  const json done = wait_job(id);
+  ASSERT_EQ(done.value("state", ""), "done") << done.dump();
+  ASSERT_FALSE(done["files"][0]["events"].empty());
+
+  // The full result becomes 256 MB that is not JSON: status must not need it.
+  const size_t big = size_t(256) << 20;
+  const fs::path result = store_->path() / "jobs" / id / "results" / "0.json";
+  const std::string original = slurp_file(result);
+  fs::resize_file(result, big);  // sparse: zeros after the JSON
+  const bool peak = reset_peak_rss();
+  const long before = rss_kb();
+  const auto t0 = std::chrono::steady_clock::now();
+  const json st = json_of(c.Get(("/v1/jobs/" + id).c_str()));
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(st.value("state", ""), "done") << st.dump();
+  EXPECT_EQ(st["files"][0]["state"], "done") << st.dump();
+  EXPECT_EQ(st["files"][0]["events"], done["files"][0]["events"]);
+  EXPECT_EQ(st["progress"]["done"], 1);
+  EXPECT_LT(took, 1.0);
+
+  // A range of the result: just those bytes.
+  auto part = c.Get(("/v1/jobs/" + id + "/results/0").c_str(), {{"Range", "bytes=0-99"}});
+  ASSERT_TRUE(part);
+  EXPECT_EQ(part->status, 206);
+  EXPECT_EQ(part->body, original.substr(0, 100));
+  EXPECT_EQ(part->get_header_value("Content-Range"), "bytes 0-99/" + std::to_string(big));
+  // The whole of it, taken in pieces by a client that keeps nothing.
+  size_t received = 0;
+  auto whole = c.Get(("/v1/jobs/" + id + "/results/0").c_str(), [&](const char*, size_t n) {
+    received += n;
+    return true;
+  });
+  ASSERT_TRUE(whole);
+  EXPECT_EQ(whole->status, 200);
+  EXPECT_EQ(received, big);
+  if (peak) {
+    EXPECT_LT(rss_kb("VmHWM") - before, 64 * 1024) << "kB more at the peak";
+  }
+  // The audio too, with a Range as a browser's <audio> asks.
+  auto head = c.Get(("/v1/jobs/" + id + "/audio/0").c_str(), {{"Range", "bytes=0-3"}});
+  ASSERT_TRUE(head);
+  EXPECT_EQ(head->status, 206);
+  EXPECT_EQ(head->body, "RIFF");
+  EXPECT_EQ(head->get_header_value("Content-Type"), "audio/wav");
+}
+
 TEST_F(Serve, LabelsListTheModel) {
   auto c = client();
   auto r = c.Get("/v1/labels");

@@ -44,7 +44,9 @@ struct ServeConfig {
   int http_threads = 16;          // connections served at once
   int max_inflight = 0;           // uploads processed at once (429 beyond); 0: http_threads - 4
   size_t max_queue = 1000;        // files waiting in the detect stream (503 beyond)
-  int read_timeout_s = 30;        // HTTP read/write timeouts
+  int read_timeout_s = 30;        // HTTP read/write timeouts (each read or write of a connection)
+  int reconcile_s = 60;           // reporter: every this often, queue again the unfinished work of
+                                  // the store that the queue lost (a Redis restarted empty); 0: never
   std::string demo_dir;           // test/demo only: GET /demo/<name> serves audio from here
 
   // Fills empty fields from the environment / defaults. Throws earmark::Error naming the bad option.
@@ -79,7 +81,10 @@ class Service {
   std::unique_ptr<Impl> impl_;
 };
 
-// The single-page web UI served at "/" (self-contained HTML/CSS/JS, no network).
+// The single-page web UI served at "/" (HTML), its style sheet ("/app.css") and script
+// ("/app.js"): no inline script or style, nothing from elsewhere.
 const char* web_page();
+const char* web_style();
+const char* web_script();
 
 }  // namespace earmark::serve
