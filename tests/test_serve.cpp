@@ -3,6 +3,7 @@
 // page in headless Chromium, and the CLI's graceful shutdown.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <map>
 #include <regex>
 
@@ -32,6 +33,7 @@ class Serve : public ::testing::Test {
     cfg.max_upload_mb = 1.5;  // the 10 s clips are 640 kB
     cfg.demo_dir = (shared_dir() / "audio").string();
     cfg.max_inflight = 1;  // the tests send one upload at a time, except the one about this limit
+    cfg.head_timeout_s = 2;  // slow clients are cut off after 2 s (the default is 10)
     svc_ = new serve::Service(cfg);
     port_ = svc_->start();
     ready_ = wait_ready(port_, 120);
@@ -382,6 +384,116 @@ TEST_F(Serve, StatusComesFromSummariesAndFilesAreServedInPieces) {
   EXPECT_EQ(head->status, 206);
   EXPECT_EQ(head->body, "RIFF");
   EXPECT_EQ(head->get_header_value("Content-Type"), "audio/wav");
+}
+
+// Issue 14.3: more clients than HTTP threads, each sending its request head a byte at a time,
+// neither keep /healthz from answering at once nor hold on past the head deadline (408).
+TEST_F(Serve, SlowHeadersNeitherStarveOthersNorHoldOn) {
+  const int slow = 24;  // more than the 16 HTTP threads
+  std::vector<int> fds;
+  for (int i = 0; i < slow; ++i) {
+    const int fd = connect_loopback(port_);
+    ASSERT_GE(fd, 0);
+    const std::string start = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+    ASSERT_EQ(::send(fd, start.data(), start.size(), MSG_NOSIGNAL), ssize_t(start.size()));
+    fds.push_back(fd);
+  }
+  std::atomic<bool> stop{false};
+  std::thread dribble([&] {  // one byte per connection every 0.3 s, until told to stop
+    while (!stop) {
+      for (int fd : fds) ::send(fd, "a", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    }
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 6; ++i) {
+    httplib::Client c("127.0.0.1", port_);
+    c.set_connection_timeout(2, 0);
+    c.set_read_timeout(2, 0);
+    const auto t = std::chrono::steady_clock::now();
+    auto r = c.Get("/healthz");
+    const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+    EXPECT_TRUE(r) << "no answer to /healthz while slow clients send their heads";
+    if (!r) break;
+    EXPECT_EQ(r->status, 200);
+    EXPECT_LT(took, 1.0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  // Past the 2 s head deadline every slow client has its 408, although it kept sending.
+  std::this_thread::sleep_until(t0 + std::chrono::milliseconds(3500));
+  size_t timed_out = 0;
+  for (int fd : fds) {
+    pollfd p{fd, POLLIN, 0};
+    std::string got;
+    char buf[4096];
+    while (::poll(&p, 1, 1000) > 0) {
+      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      got.append(buf, size_t(n));
+    }
+    timed_out += got.rfind("HTTP/1.1 408", 0) == 0 ? 1 : 0;
+  }
+  stop = true;
+  dribble.join();
+  for (int fd : fds) ::close(fd);
+  EXPECT_EQ(timed_out, size_t(slow));
+  const std::string m = client().Get("/metrics")->body;
+  EXPECT_GE(metric(m, R"(earmark_http_rejected_total{reason="head_timeout"})"), double(slow)) << m;
+}
+
+// Issue 14.5: 200 uploads at once each get an HTTP answer (accepted, or 429/503 with
+// Retry-After), never a reset; unknown methods get 405 with Allow; a body framed two ways, 400.
+TEST_F(Serve, ManyUploadsAtOnceAllGetAnHttpAnswer) {
+  const std::string wav = slurp_file(clip("speech.wav"));
+  const std::string head = "POST /v1/jobs?name=speech.wav HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\nContent-Length: " +
+                           std::to_string(wav.size()) + "\r\n\r\n";
+  const int n = 200;
+  std::vector<RawReply> replies(n);
+  std::vector<std::thread> clients;
+  for (int i = 0; i < n; ++i)
+    clients.emplace_back([&, i] {
+      size_t off = 0;
+      replies[size_t(i)] = raw_exchange(port_, head,
+                                        [&]() -> std::string {
+                                          const std::string piece = wav.substr(std::min(off, wav.size()), 65536);
+                                          off += piece.size();
+                                          return piece;
+                                        },
+                                        120);
+    });
+  for (auto& t : clients) t.join();
+  std::map<int, int> by_status;
+  int resets = 0;
+  for (const auto& r : replies) {
+    ++by_status[r.status];
+    resets += r.reset && r.status == 0 ? 1 : 0;
+    if (r.status == 429 || r.status == 503) {
+      EXPECT_NE(r.head.find("Retry-After: "), std::string::npos) << r.head;
+    }
+  }
+  std::string summary;
+  for (const auto& [st, count] : by_status) summary += std::to_string(st) + ": " + std::to_string(count) + "  ";
+  EXPECT_EQ(by_status.count(0), 0u) << "connections without an HTTP answer; " << summary;
+  EXPECT_EQ(resets, 0) << summary;
+  EXPECT_GE(by_status[202], 1) << summary;
+  for (const auto& [st, count] : by_status) EXPECT_TRUE(st == 202 || st == 429 || st == 503) << summary;
+
+  auto ask = [&](const std::string& request) {
+    return raw_exchange(port_, request, [] { return std::string(); }, 10);
+  };
+  const RawReply del = ask("DELETE /v1/jobs HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(del.status, 405) << del.head;
+  EXPECT_NE(del.head.find("Allow: POST\r\n"), std::string::npos) << del.head;
+  const RawReply put = ask("PUT /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_EQ(put.status, 405) << put.head;
+  EXPECT_NE(put.head.find("Allow: GET, HEAD"), std::string::npos) << put.head;
+  EXPECT_EQ(ask("PATCH /no/such/path HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n").status, 404);
+  const RawReply two = ask("POST /v1/detect?name=a.wav HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\n"
+                           "Content-Length: 5\r\nContent-Length: 6\r\n\r\nabcdef");
+  EXPECT_EQ(two.status, 400) << two.head;
+  const RawReply both = ask("POST /v1/detect?name=a.wav HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\n"
+                            "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+  EXPECT_EQ(both.status, 400) << both.head;
 }
 
 TEST_F(Serve, LabelsListTheModel) {

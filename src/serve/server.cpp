@@ -12,6 +12,7 @@
 #include <iostream>
 #include <map>
 #include <mutex>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -25,6 +26,7 @@
 #include "model/registry.hpp"
 #include "report/report.hpp"
 #include "report/writers.hpp"
+#include "serve/http_front.hpp"
 #include "serve/queue.hpp"
 #include "serve/store.hpp"
 #include "util/sha256.hpp"
@@ -222,6 +224,9 @@ void ServeConfig::validate() const {
   if (http_threads < 2) throw Error("http threads must be at least 2");
   if (!(keep_hours >= 0)) throw Error("--keep-hours must be 0 (keep jobs forever) or more");
   if (reconcile_s < 0) throw Error("--reconcile-s must be 0 (never) or more seconds");
+  if (!(head_timeout_s > 0 && head_timeout_s <= 3600)) throw Error("--head-timeout-s must be more than 0 and at most 3600");
+  if (!(min_body_kbps >= 0 && min_body_kbps < 1e6)) throw Error("--min-body-kbps must be 0 (no minimum) or more");
+  if (max_connections < http_threads) throw Error("--max-connections must be at least --http-threads");
   if (queue != "memory" && !is_redis_url(queue))
     throw Error("--queue '" + queue + "': use memory or redis://HOST:PORT");
   if (queue == "memory" && role != "all")
@@ -236,7 +241,7 @@ struct Service::Impl {
   Metrics metrics;
   std::unique_ptr<Store> store;
   std::unique_ptr<Queue> queue;
-  httplib::Server http;
+  FrontServer http;
   std::thread http_thread;
   std::vector<std::thread> workers;
   std::thread reporter;
@@ -245,7 +250,8 @@ struct Service::Impl {
   // Why this process's last read from the queue failed ("" once one succeeds): readiness.
   std::mutex queue_error_m;
   std::string queue_error;
-  std::set<std::string> reconciled_over;  // jobs the reconciler saw over (never looked at again)
+  std::set<std::string> reconciled_over;
+  std::vector<std::pair<std::regex, std::string>> routes;  // pattern, method  // jobs the reconciler saw over (never looked at again)
   std::atomic<bool> stopping{false};   // no new work
   std::atomic<bool> workers_stop{false};
   std::atomic<int> workers_ready{0};
@@ -296,6 +302,10 @@ struct Service::Impl {
     metrics.describe("earmark_ready", "gauge", "1 when /readyz would answer 200.");
     metrics.describe("earmark_jobs_pruned_total", "counter", "Finished jobs removed by this gateway after --keep-hours.");
     metrics.describe("earmark_workers_busy", "gauge", "Worker threads busy with a file.");
+    metrics.describe("earmark_http_rejected_total", "counter",
+                     "Connections answered by the front door without a handler, by reason (head_timeout, "
+                     "head_too_large, busy, too_many_connections).");
+    metrics.describe("earmark_http_connections", "gauge", "HTTP connections open now.");
     metrics.describe("earmark_requeued_total", "counter",
                      "Messages the reconciler queued again because the queue had lost them.");
     metrics.describe("earmark_up", "gauge", "1 while the process serves.");
@@ -312,6 +322,7 @@ struct Service::Impl {
       }
       mt.gauge_set("earmark_ready", {}, ready() ? 1 : 0);
       mt.gauge_set("earmark_workers_busy", {}, workers_busy.load());
+      mt.gauge_set("earmark_http_connections", {}, double(http.open_connections()));
       if (has_gateway()) refresh_job_gauge(mt);
     });
   }
@@ -663,14 +674,36 @@ struct Service::Impl {
     http.set_default_headers({{"X-Content-Type-Options", "nosniff"},
                               {"Content-Security-Policy", kCspNone},
                               {"Referrer-Policy", "no-referrer"}});
-    const size_t threads = size_t(cfg.http_threads);
-    http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+    FrontLimits limits;
+    limits.threads = cfg.http_threads;
+    limits.head_timeout_s = cfg.head_timeout_s;
+    limits.min_body_bytes_s = cfg.min_body_kbps * 1024;
+    limits.io_timeout_s = cfg.read_timeout_s;
+    limits.max_connections = size_t(cfg.max_connections);
+    http.set_limits(limits);
+    http.on_reject([this](const std::string& reason) {
+      metrics.counter_add("earmark_http_rejected_total", {{"reason", reason}});
+    });
 
-    http.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
+    http.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
       t_request_start = Clock::now();
+      // A body framed two ways (two different lengths, or a length and chunks) is how requests
+      // are smuggled past proxies: refused, and the connection closed.
+      const size_t lengths = req.get_header_value_count("Content-Length");
+      bool differ = false;
+      for (size_t i = 1; i < lengths; ++i)
+        differ |= req.get_header_value("Content-Length", i) != req.get_header_value("Content-Length", 0);
+      if (differ || (lengths > 0 && req.has_header("Transfer-Encoding"))) {
+        res.status = 400;
+        res.set_header("Connection", "close");
+        res.set_content(error_body("bad_request", differ ? "the request has two different Content-Length headers"
+                                                         : "the request has both Content-Length and Transfer-Encoding"),
+                        "application/json");
+        return httplib::Server::HandlerResponse::Handled;
+      }
       return httplib::Server::HandlerResponse::Unhandled;
     });
-    http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+    http.set_request_logger([this](const httplib::Request& req, const httplib::Response& res) {
       const std::string route = route_of(req.method, req.path);
       metrics.counter_add("earmark_http_requests_total",
                           {{"route", route}, {"method", req.method}, {"code", std::to_string(res.status)}});
@@ -691,7 +724,19 @@ struct Service::Impl {
     http.set_error_handler([this, max_bytes](const httplib::Request& req, httplib::Response& res) {
       if (!res.body.empty()) return;  // our own JSON error
       std::string code = "http_" + std::to_string(res.status), msg = "request failed with HTTP status " + std::to_string(res.status);
-      if (res.status == 404) code = "not_found", msg = "no such endpoint: " + req.method + " " + req.path + " (see /docs/openapi.yaml)";
+      if (res.status == 404) {
+        // A path that exists for other methods: 405 with the ones it takes.
+        std::string allow;
+        for (const auto& [pattern, method] : routes)
+          if (std::regex_match(req.path, pattern) && allow.find(method) == std::string::npos)
+            allow += (allow.empty() ? "" : ", ") + method + (method == "GET" ? ", HEAD" : "");
+        if (!allow.empty()) {
+          res.status = 405;
+          res.set_header("Allow", allow);
+        } else {
+          code = "not_found", msg = "no such endpoint: " + req.method + " " + req.path + " (see /docs/openapi.yaml)";
+        }
+      }
       if (res.status == 405) code = "method_not_allowed", msg = req.method + " is not allowed on " + req.path;
       if (res.status == 413)
         code = "payload_too_large",
@@ -712,31 +757,40 @@ struct Service::Impl {
       res.set_content(error_body("internal", "internal error: " + what), "application/json");
     });
 
-    http.Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
+    // Every route, for the Allow header of a 405.
+    const auto get = [this](const std::string& pattern, httplib::Server::Handler h) {
+      routes.emplace_back(std::regex(pattern), "GET");
+      http.Get(pattern, std::move(h));
+    };
+    const auto post = [this](const std::string& pattern, httplib::Server::HandlerWithContentReader h) {
+      routes.emplace_back(std::regex(pattern), "POST");
+      http.Post(pattern, std::move(h));
+    };
+    get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
       send_json(res, 200, {{"status", "ok"}, {"role", cfg.role}, {"version", version()}});
     });
-    http.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
+    get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
       const json r = readiness();
       send_json(res, r["ready"].get<bool>() ? 200 : 503, r);
       if (res.status == 503) res.set_header("Retry-After", "5");
     });
-    http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
       res.set_content(metrics.render(), "text/plain; version=0.0.4; charset=utf-8");
     });
     if (!has_gateway()) return;
 
-    http.Get("/", [](const httplib::Request&, httplib::Response& res) {
+    get("/", [](const httplib::Request&, httplib::Response& res) {
       set_csp(res, kCspPage);
       res.set_content(web_page(), "text/html; charset=utf-8");
     });
-    http.Get("/app.js", [](const httplib::Request&, httplib::Response& res) {
+    get("/app.js", [](const httplib::Request&, httplib::Response& res) {
       res.set_content(web_script(), "text/javascript; charset=utf-8");
     });
-    http.Get("/app.css", [](const httplib::Request&, httplib::Response& res) {
+    get("/app.css", [](const httplib::Request&, httplib::Response& res) {
       res.set_content(web_style(), "text/css; charset=utf-8");
     });
     if (!cfg.demo_dir.empty()) {
-      http.Get(R"(/demo/([^/]+))", guarded([this](const httplib::Request& req, httplib::Response& res) {
+      get(R"(/demo/([^/]+))", guarded([this](const httplib::Request& req, httplib::Response& res) {
                  const std::string name = req.matches[1];
                  const fs::path p = fs::path(cfg.demo_dir) / name;
                  std::error_code ec;
@@ -745,13 +799,13 @@ struct Service::Impl {
                  res.set_content(slurp(p.string()), audio_content_type(name));
                }));
     }
-    http.Get("/v1/labels", guarded([this](const httplib::Request&, httplib::Response& res) {
+    get("/v1/labels", guarded([this](const httplib::Request&, httplib::Response& res) {
                if (labels.empty()) throw ApiError{503, "model_unavailable", "labels not available: " + labels_error, 30};
                json l = json::array();
                for (const auto& x : labels) l.push_back({{"index", x.index}, {"mid", x.mid}, {"name", x.name}});
                send_json(res, 200, {{"model", model_name}, {"count", labels.size()}, {"labels", l}});
              }));
-    http.Post("/v1/detect", guarded_reader([this](const httplib::Request& req, httplib::Response& res,
+    post("/v1/detect", guarded_reader([this](const httplib::Request& req, httplib::Response& res,
                                                   const httplib::ContentReader& reader) {
                 InflightSlot slot(inflight, cfg.max_inflight);
                 admit();
@@ -782,7 +836,7 @@ struct Service::Impl {
                 res.set_header("X-Earmark-Job", job.id);
                 res.set_content(s.str(), "application/json");
               }));
-    http.Post("/v1/jobs", guarded_reader([this](const httplib::Request& req, httplib::Response& res,
+    post("/v1/jobs", guarded_reader([this](const httplib::Request& req, httplib::Response& res,
                                                 const httplib::ContentReader& reader) {
                 InflightSlot slot(inflight, cfg.max_inflight);
                 admit();
@@ -792,7 +846,7 @@ struct Service::Impl {
                 res.set_header("Location", "/v1/jobs/" + job.id);
                 send_json(res, 202, store->status(job));
               }));
-    http.Get(R"(/v1/jobs/([^/]+))", guarded([this](const httplib::Request& req, httplib::Response& res) {
+    get(R"(/v1/jobs/([^/]+))", guarded([this](const httplib::Request& req, httplib::Response& res) {
                const Job job = job_or_throw(req.matches[1]);
                // ?wait=S: long poll; answer as soon as the job is over, or after S seconds (max 30).
                double wait_s = 0;
@@ -809,7 +863,7 @@ struct Service::Impl {
                while (Clock::now() < until && !stopping && !store->over(job)) poll.wait(until);
                send_json(res, 200, store->status(job));
              }));
-    http.Get(R"(/v1/jobs/([^/]+)/report)", guarded([this](const httplib::Request& req, httplib::Response& res) {
+    get(R"(/v1/jobs/([^/]+)/report)", guarded([this](const httplib::Request& req, httplib::Response& res) {
                const Job job = job_or_throw(req.matches[1]);
                const std::string key = *store->output_key(job.id, "report.html");
                const auto size = store->blobs().size(key);
@@ -823,7 +877,7 @@ struct Service::Impl {
                set_csp(res, kCspReport);
                serve_object(res, key, *size, "text/html; charset=utf-8");
              }));
-    http.Get(R"(/v1/jobs/([^/]+)/files/(.+))", guarded([this](const httplib::Request& req, httplib::Response& res) {
+    get(R"(/v1/jobs/([^/]+)/files/(.+))", guarded([this](const httplib::Request& req, httplib::Response& res) {
                const Job job = job_or_throw(req.matches[1]);
                const std::string name = req.matches[2];
                if (!valid_output_name(name))
@@ -840,7 +894,7 @@ struct Service::Impl {
                serve_object(res, key, *size, output_content_type(name));
                res.set_header("Content-Disposition", attachment(name));
              }));
-    http.Get(R"(/v1/jobs/([^/]+)/results/([^/]+))", guarded([this](const httplib::Request& req, httplib::Response& res) {
+    get(R"(/v1/jobs/([^/]+)/results/([^/]+))", guarded([this](const httplib::Request& req, httplib::Response& res) {
                const Job job = job_or_throw(req.matches[1]);
                const int idx = file_index_or_throw(job, req.matches[2]);
                const std::string key = store->result_key(job.id, idx);
@@ -850,7 +904,7 @@ struct Service::Impl {
                serve_object(res, key, *size, "application/json");
                res.set_header("Content-Disposition", attachment(std::to_string(idx) + ".json"));
              }));
-    http.Get(R"(/v1/jobs/([^/]+)/audio/([^/]+))", guarded([this](const httplib::Request& req, httplib::Response& res) {
+    get(R"(/v1/jobs/([^/]+)/audio/([^/]+))", guarded([this](const httplib::Request& req, httplib::Response& res) {
                const Job job = job_or_throw(req.matches[1]);
                const int idx = file_index_or_throw(job, req.matches[2]);
                const std::string key = store->input_key(job, idx);
@@ -1217,6 +1271,7 @@ int Service::start() {
     throw Error(s.cfg.host + ":" + std::to_string(s.cfg.port) +
                 ": cannot listen (port in use or not allowed); pick another --port or --host");
   if (port <= 0) throw Error(s.cfg.host + ": cannot listen on any port");
+  s.http.widen_backlog();
   s.bound_port = port;
   if (s.cfg.queue == "memory") s.recover();
   if (s.has_workers())
