@@ -134,6 +134,19 @@ void check_blobs_contract(serve::Blobs& b, const fs::path& scratch) {
   b.put("jobs/0000000000000002/input/0-big.bin", big);
 
   EXPECT_EQ(b.get("jobs/0000000000000001/results/0.json").value_or(""), "second");
+  // Sizes and pieces (what the service streams downloads with), and a staged file stored whole.
+  EXPECT_FALSE(b.size("jobs/none/x"));
+  EXPECT_EQ(b.size("jobs/0000000000000002/input/0-big.bin").value_or(0), big.size());
+  EXPECT_EQ(b.size("jobs/0000000000000002/empty").value_or(1), 0u);
+  std::string piece;
+  b.read("jobs/0000000000000002/input/0-big.bin", 1000, 5000, piece);
+  EXPECT_EQ(piece, big.substr(1000, 5000));
+  b.read("jobs/0000000000000002/input/0-big.bin", big.size() - 10, 100, piece);
+  EXPECT_EQ(piece, big.substr(big.size() - 10));
+  fs::create_directories(scratch);
+  std::ofstream(scratch / "staged.bin", std::ios::binary) << big;
+  b.put_file("jobs/0000000000000002/input/1-staged.bin", (scratch / "staged.bin").string());
+  EXPECT_EQ(b.get("jobs/0000000000000002/input/1-staged.bin").value_or(""), big);
   EXPECT_EQ(b.get("jobs/0000000000000001/input/0-a b.wav").value_or(""), std::string("RIFF\0\0\xff", 7));
   EXPECT_EQ(b.get("jobs/0000000000000002/empty").value_or("absent"), "");
   EXPECT_TRUE(b.exists("jobs/0000000000000002/empty"));

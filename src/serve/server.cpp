@@ -628,11 +628,12 @@ struct Service::Impl {
       return;
     }
     const size_t piece = store->blobs().remote() ? (size_t(8) << 20) : (size_t(256) << 10);
-    res.set_content_provider(size, type, [this, key, piece](size_t offset, size_t length, httplib::DataSink& sink) {
+    auto buffer = std::make_shared<std::string>();  // one piece's memory, reused
+    res.set_content_provider(size, type, [this, key, piece, buffer](size_t offset, size_t length, httplib::DataSink& sink) {
       try {
-        const std::string bytes = store->blobs().read(key, offset, std::min(length, piece));
-        if (bytes.empty()) return false;  // the object shrank or went away under us
-        return sink.write(bytes.data(), bytes.size());
+        store->blobs().read(key, offset, std::min(length, piece), *buffer);
+        if (buffer->empty()) return false;  // the object shrank or went away under us
+        return sink.write(buffer->data(), buffer->size());
       } catch (const std::exception& e) {
         log("serving " + key + ": " + e.what());
         return false;

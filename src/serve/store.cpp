@@ -173,14 +173,14 @@ class FolderBlobs final : public Blobs {
     if (ec) return std::nullopt;
     return size_t(n);
   }
-  std::string read(const std::string& key, size_t offset, size_t length) const override {
-    std::ifstream f(path(key), std::ios::binary);
-    if (!f) throw Error(path(key).string() + ": cannot be read");
-    f.seekg(std::streamoff(offset));
-    std::string out(length, '\0');
-    f.read(out.data(), std::streamsize(length));
-    out.resize(size_t(std::max<std::streamsize>(0, f.gcount())));
-    return out;
+  void read(const std::string& key, size_t offset, size_t length, std::string& into) const override {
+    std::FILE* f = std::fopen(path(key).c_str(), "rb");
+    if (!f) throw Error(path(key).string() + ": cannot be read (" + std::strerror(errno) + ")");
+    into.resize(length);
+    size_t got = 0;
+    if (::fseeko(f, off_t(offset), SEEK_SET) == 0) got = std::fread(into.data(), 1, length, f);
+    std::fclose(f);
+    into.resize(got);
   }
   void put_file(const std::string& key, const std::string& from) override {
     const fs::path p = path(key);
@@ -245,8 +245,8 @@ class BucketBlobs final : public Blobs {
   std::optional<std::string> get(const std::string& key) const override { return s3_.get(key); }
   bool exists(const std::string& key) const override { return s3_.exists(key); }
   std::optional<size_t> size(const std::string& key) const override { return s3_.size(key); }
-  std::string read(const std::string& key, size_t offset, size_t length) const override {
-    return s3_.get_range(key, offset, length);
+  void read(const std::string& key, size_t offset, size_t length, std::string& into) const override {
+    into = s3_.get_range(key, offset, length);
   }
   std::vector<std::string> list(const std::string& prefix) const override {
     std::vector<std::string> keys;

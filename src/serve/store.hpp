@@ -61,9 +61,9 @@ class Blobs {
   virtual bool exists(const std::string& key) const = 0;
   // Size in bytes; nullopt when the key does not exist.
   virtual std::optional<size_t> size(const std::string& key) const = 0;
-  // Bytes [offset, offset + length) of an object (fewer at its end): served in pieces, never
-  // read whole into memory.
-  virtual std::string read(const std::string& key, size_t offset, size_t length) const = 0;
+  // Bytes [offset, offset + length) of an object (fewer at its end) into `into`, whose memory
+  // is reused from piece to piece: objects are served in pieces, never read whole into memory.
+  virtual void read(const std::string& key, size_t offset, size_t length, std::string& into) const = 0;
   // Stores the local file `path` under `key` (whole, replacing).
   virtual void put_file(const std::string& key, const std::string& path);
   // Keys under `prefix` (recursive), relative to the store.
