@@ -7,6 +7,7 @@
 #include <map>
 #include <regex>
 
+#include "serve/http_front.hpp"
 #include "serve/queue.hpp"
 #include "serve/server.hpp"
 #include "serve/store.hpp"
@@ -494,6 +495,61 @@ TEST_F(Serve, ManyUploadsAtOnceAllGetAnHttpAnswer) {
   const RawReply both = ask("POST /v1/detect?name=a.wav HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\n"
                             "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
   EXPECT_EQ(both.status, 400) << both.head;
+}
+
+// Issue 14.3, the body side: a request whose body falls below the minimum average rate after
+// the grace period is ended (here 1 s and 2 kB/s), instead of holding its thread for as long as
+// each byte comes within the read timeout (30 s).
+TEST(ServeFront, SlowBodiesAreCutOffAtTheMinimumRate) {
+  serve::FrontServer http;
+  serve::FrontLimits limits;
+  limits.threads = 2;
+  limits.body_grace_s = 1;
+  limits.min_body_bytes_s = 2048;
+  http.set_limits(limits);
+  std::atomic<int> cut{0};
+  http.Post("/upload", [&](const httplib::Request&, httplib::Response& res, const httplib::ContentReader& reader) {
+    size_t n = 0;
+    const bool ok = reader([&](const char*, size_t len) {
+      n += len;
+      return true;
+    });
+    if (!ok) ++cut;
+    res.set_content(std::to_string(n), "text/plain");
+  });
+  http.Get("/ping", [](const httplib::Request&, httplib::Response& res) { res.set_content("pong", "text/plain"); });
+  const int port = http.bind_to_any_port("127.0.0.1");
+  ASSERT_GT(port, 0);
+  http.widen_backlog();
+  std::thread t([&] { http.listen_after_bind(); });
+  ASSERT_TRUE(wait_ready(port, 10, "/ping"));
+
+  const int fd = connect_loopback(port);
+  ASSERT_GE(fd, 0);
+  const std::string head = "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n";
+  ::send(fd, head.data(), head.size(), MSG_NOSIGNAL);
+  const auto t0 = std::chrono::steady_clock::now();
+  bool closed = false;
+  while (std::chrono::steady_clock::now() - t0 < std::chrono::seconds(8)) {
+    ::send(fd, "a", 1, MSG_NOSIGNAL | MSG_DONTWAIT);  // 10 bytes/s, far below 2 kB/s
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 100) > 0) {  // an answer, or the end of the connection
+      closed = true;
+      break;
+    }
+  }
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ::close(fd);
+  EXPECT_TRUE(closed) << "the slow body was still being read after 8 s";
+  EXPECT_LT(took, 4.0);
+  // A body at full speed is read whole, and the server answers others throughout.
+  httplib::Client c("127.0.0.1", port);
+  auto r = c.Post("/upload", std::string(200000, 'b'), "application/octet-stream");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "200000");
+  http.stop();
+  t.join();
+  EXPECT_EQ(cut.load(), 1);
 }
 
 TEST_F(Serve, LabelsListTheModel) {

@@ -35,7 +35,7 @@ struct FrontLimits {
   double head_timeout_s = 10;      // the whole request head (line + headers) arrives within this
   double idle_timeout_s = 5;       // keep-alive: wait this long for the next request
   double body_grace_s = 10;        // the body's rate is checked after this long...
-  double min_body_bytes_s = 16384; // ...and must average at least this (0: not checked)
+  double min_body_bytes_s = 8192;  // ...and must average at least this (0: not checked)
   double io_timeout_s = 30;        // one read or write that makes no progress
   double linger_s = 2;             // reading the rest of a refused request before closing
   size_t max_head_bytes = 64 * 1024;

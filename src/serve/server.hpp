@@ -46,7 +46,7 @@ struct ServeConfig {
   size_t max_queue = 1000;        // files waiting in the detect stream (503 beyond)
   int read_timeout_s = 30;        // HTTP read/write timeouts (each read or write of a connection)
   double head_timeout_s = 10;     // the whole request head must arrive within this (408 beyond)
-  double min_body_kbps = 16;      // an upload must average at least this many kB/s after 10 s
+  double min_body_kbps = 8;       // an upload must average at least this many kB/s after 10 s
   int max_connections = 1024;     // connections open at once (503 beyond)
   int reconcile_s = 60;           // reporter: every this often, queue again the unfinished work of
                                   // the store that the queue lost (a Redis restarted empty); 0: never
