@@ -41,7 +41,7 @@ struct ServeConfig {
   int max_attempts = 3;           // deliveries of one file before it is marked failed
   int sync_timeout_s = 120;       // POST /v1/detect waits this long, then answers 504 with the job id
   double max_sync_audio_s = 600;  // longer uploads to /v1/detect get 413: use /v1/jobs
-  int http_threads = 16;          // connections served at once
+  int http_threads = 16;          // requests processed at once (slow clients wait in front, see serve/http_front.hpp)
   int max_inflight = 0;           // uploads processed at once (429 beyond); 0: http_threads - 4
   size_t max_queue = 1000;        // files waiting in the detect stream (503 beyond)
   int read_timeout_s = 30;        // HTTP read/write timeouts (each read or write of a connection)
