@@ -62,7 +62,18 @@ void add_serve_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--sync-timeout-s", cfg->sync_timeout_s, "POST /v1/detect waits this long before 504")
       ->capture_default_str();
-  cmd->add_option("--http-threads", cfg->http_threads, "connections served at once")->capture_default_str();
+  cmd->add_option("--http-threads", cfg->http_threads, "requests processed at once")->capture_default_str();
+  cmd->add_option("--head-timeout-s", cfg->head_timeout_s,
+                  "a request's line and headers must arrive within this many seconds (408 beyond)")
+      ->capture_default_str();
+  cmd->add_option("--min-body-kbps", cfg->min_body_kbps,
+                  "an upload must average at least this many kB/s after its first 10 s (0: no minimum)")
+      ->capture_default_str();
+  cmd->add_option("--max-connections", cfg->max_connections, "connections open at once (503 beyond)")
+      ->capture_default_str();
+  cmd->add_option("--reconcile-s", cfg->reconcile_s,
+                  "reporter: every this many seconds, queue again unfinished work the queue lost (0: never)")
+      ->capture_default_str();
   cmd->add_option("--demo-dir", cfg->demo_dir, "serve audio files from this folder at /demo/NAME (tests, demos)")
       ->group("");
   cmd->callback([cfg] { exit_code = run_serve(*cfg); });

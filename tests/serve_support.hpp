@@ -8,7 +8,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <poll.h>
+
 #include <chrono>
+#include <functional>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -127,5 +130,99 @@ class Child {
   bool exited_ = false;
   int status_ = -1;
 };
+
+// Resident memory of this process in kB: "VmRSS" (now) or "VmHWM" (peak since the last
+// reset_peak_rss()).
+inline long rss_kb(const std::string& field = "VmRSS") {
+  std::ifstream f("/proc/self/status");
+  for (std::string line; std::getline(f, line);)
+    if (line.rfind(field + ":", 0) == 0) return std::stol(line.substr(field.size() + 1));
+  return -1;
+}
+// Starts a new peak (VmHWM := VmRSS); false where the kernel does not allow it.
+inline bool reset_peak_rss() {
+  std::ofstream f("/proc/self/clear_refs");
+  f << "5";
+  f.flush();
+  return bool(f);
+}
+
+// A TCP connection to 127.0.0.1:port (-1 if refused).
+inline int connect_loopback(int port) {
+  const int s = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(uint16_t(port));
+  if (::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(s);
+    return -1;
+  }
+  return s;
+}
+
+// What came back on a raw HTTP exchange.
+struct RawReply {
+  int status = 0;         // 0: no HTTP answer
+  std::string head;       // status line and headers
+  size_t sent = 0;        // body bytes the server took before it answered
+  bool reset = false;     // the connection was reset (ECONNRESET / EPIPE)
+};
+
+// Sends `head`, then body pieces from `next` ("" ends the body) while the server takes them,
+// and reads the answer as soon as it comes (sending stops then): a client that sees an early
+// answer (413, 429) as a browser or curl does.
+inline RawReply raw_exchange(int port, const std::string& head, const std::function<std::string()>& next,
+                             double timeout_s) {
+  RawReply out;
+  const int fd = connect_loopback(port);
+  if (fd < 0) return out;
+  std::string pending = head, got;
+  bool body_done = false;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  while (std::chrono::steady_clock::now() < until) {
+    pollfd p{fd, short(POLLIN | (pending.empty() && body_done ? 0 : POLLOUT)), 0};
+    if (::poll(&p, 1, 100) < 0) break;
+    if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
+      char buf[8192];
+      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n < 0) {
+        out.reset = errno == ECONNRESET;
+        break;
+      }
+      if (n == 0) break;
+      got.append(buf, size_t(n));
+      if (const auto end = got.find("\r\n\r\n"); end != std::string::npos) {
+        out.head = got.substr(0, end);
+        if (out.head.rfind("HTTP/1.", 0) == 0 && out.head.size() > 12) out.status = std::stoi(out.head.substr(9, 3));
+        break;
+      }
+      continue;
+    }
+    if (p.revents & POLLOUT) {
+      if (pending.empty() && !body_done) {
+        pending = next();
+        if (pending.empty()) body_done = true;
+      }
+      if (!pending.empty()) {
+        const ssize_t n = ::send(fd, pending.data(), pending.size(), MSG_NOSIGNAL);
+        if (n < 0) {
+          if (errno == EPIPE || errno == ECONNRESET) out.reset = true;
+          if (errno != EAGAIN && errno != EINTR) {
+            // The server stopped reading: its answer may be waiting still.
+            body_done = true;
+            pending.clear();
+          }
+          continue;
+        }
+        pending.erase(0, size_t(n));
+        out.sent += size_t(n);
+      }
+    }
+  }
+  ::close(fd);
+  out.sent = out.sent > head.size() ? out.sent - head.size() : 0;
+  return out;
+}
 
 }  // namespace earmark::testing

@@ -134,6 +134,19 @@ void check_blobs_contract(serve::Blobs& b, const fs::path& scratch) {
   b.put("jobs/0000000000000002/input/0-big.bin", big);
 
   EXPECT_EQ(b.get("jobs/0000000000000001/results/0.json").value_or(""), "second");
+  // Sizes and pieces (what the service streams downloads with), and a staged file stored whole.
+  EXPECT_FALSE(b.size("jobs/none/x"));
+  EXPECT_EQ(b.size("jobs/0000000000000002/input/0-big.bin").value_or(0), big.size());
+  EXPECT_EQ(b.size("jobs/0000000000000002/empty").value_or(1), 0u);
+  std::string piece;
+  b.read("jobs/0000000000000002/input/0-big.bin", 1000, 5000, piece);
+  EXPECT_EQ(piece, big.substr(1000, 5000));
+  b.read("jobs/0000000000000002/input/0-big.bin", big.size() - 10, 100, piece);
+  EXPECT_EQ(piece, big.substr(big.size() - 10));
+  fs::create_directories(scratch);
+  std::ofstream(scratch / "staged.bin", std::ios::binary) << big;
+  b.put_file("jobs/0000000000000002/input/1-staged.bin", (scratch / "staged.bin").string());
+  EXPECT_EQ(b.get("jobs/0000000000000002/input/1-staged.bin").value_or(""), big);
   EXPECT_EQ(b.get("jobs/0000000000000001/input/0-a b.wav").value_or(""), std::string("RIFF\0\0\xff", 7));
   EXPECT_EQ(b.get("jobs/0000000000000002/empty").value_or("absent"), "");
   EXPECT_TRUE(b.exists("jobs/0000000000000002/empty"));
@@ -156,9 +169,20 @@ void check_blobs_contract(serve::Blobs& b, const fs::path& scratch) {
   EXPECT_NO_THROW(b.check_writable());
 }
 
+// Uploads staged as local files, as the gateway receives them.
+std::vector<serve::Upload> staged(const fs::path& dir, const std::vector<std::pair<std::string, std::string>>& files) {
+  std::vector<serve::Upload> out;
+  for (const auto& [name, bytes] : files) {
+    fs::create_directories(dir);
+    std::ofstream(dir / name, std::ios::binary) << bytes;
+    out.push_back({name, (dir / name).string(), bytes.size()});
+  }
+  return out;
+}
+
 // A job through the Store API: states, outputs with nested names, retention.
 void check_store(serve::Store& store, const fs::path& scratch) {
-  auto job = store.create_job({{"a.wav", "AAAA"}, {"b.wav", "BBBB"}}, true);
+  auto job = store.create_job(staged(scratch / "up", {{"a.wav", "AAAA"}, {"b.wav", "BBBB"}}), true);
   EXPECT_EQ(store.list_jobs(), std::vector<std::string>{job.id});
   ASSERT_TRUE(store.read_job(job.id));
   EXPECT_EQ(store.read_job(job.id)->files.size(), 2u);
@@ -193,8 +217,8 @@ void check_store(serve::Store& store, const fs::path& scratch) {
   }
   // Retention: a job that just ended is kept; one that ended long ago is removed; a job still
   // running is never removed however old.
-  auto old = store.create_job({{"c.wav", "CCCC"}}, false);
-  auto running = store.create_job({{"d.wav", "DDDD"}}, false);
+  auto old = store.create_job(staged(scratch / "up", {{"c.wav", "CCCC"}}), false);
+  auto running = store.create_job(staged(scratch / "up", {{"d.wav", "DDDD"}}), false);
   EXPECT_EQ(store.prune(3600), 0u);
   const_cast<serve::Blobs&>(store.blobs())
       .put("jobs/" + old.id + "/done.json", R"({"v":1,"state":"done","finished_at":"2020-01-01T00:00:00Z"})");

@@ -3,9 +3,11 @@
 // page in headless Chromium, and the CLI's graceful shutdown.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <map>
 #include <regex>
 
+#include "serve/http_front.hpp"
 #include "serve/queue.hpp"
 #include "serve/server.hpp"
 #include "serve/store.hpp"
@@ -32,6 +34,7 @@ class Serve : public ::testing::Test {
     cfg.max_upload_mb = 1.5;  // the 10 s clips are 640 kB
     cfg.demo_dir = (shared_dir() / "audio").string();
     cfg.max_inflight = 1;  // the tests send one upload at a time, except the one about this limit
+    cfg.head_timeout_s = 2;  // slow clients are cut off after 2 s (the default is 10)
     svc_ = new serve::Service(cfg);
     port_ = svc_->start();
     ready_ = wait_ready(port_, 120);
@@ -213,6 +216,347 @@ TEST_F(Serve, AsyncJobRunsToDoneWithReportAndFiles) {
   ASSERT_TRUE(audio);
   EXPECT_EQ(audio->body, slurp_file(clip("music.wav")));
   EXPECT_EQ(audio->get_header_value("Content-Type"), "audio/wav");
+}
+
+// A valid WAV that also carries an HTML page with a script (in a LIST/INFO comment chunk).
+std::string wav_carrying_html(const fs::path& dir) {
+  const fs::path p = dir / "tone.wav";
+  write_wav16(p, sine(440, 1.0, 16000), 16000, 1);
+  std::string wav = slurp_file(p);
+  std::string html = "<html><body><script>document.title='owned'</script></body></html>";
+  if (html.size() % 2) html += ' ';
+  std::string info = "INFO";
+  info += "ICMT";
+  const uint32_t n = uint32_t(html.size());
+  info.append(reinterpret_cast<const char*>(&n), 4);
+  info += html;
+  const uint32_t list_size = uint32_t(info.size());
+  wav += "LIST";
+  wav.append(reinterpret_cast<const char*>(&list_size), 4);
+  wav += info;
+  const uint32_t riff = uint32_t(wav.size() - 8);
+  wav.replace(4, 4, reinterpret_cast<const char*>(&riff), 4);
+  return wav;
+}
+
+// Issue 14.1: an upload named evil.html that is valid audio and carries HTML is never served
+// as HTML; every answer forbids sniffing and carries a Content-Security-Policy.
+TEST_F(Serve, UploadsAreServedAsAudioOrOctetStreamNeverAsHtml) {
+  TempDir dir;
+  const std::string wav = wav_carrying_html(dir.path());
+  auto c = client();
+  httplib::MultipartFormDataItems items = {{"file", wav, "evil.html", "text/html"}};
+  auto r = c.Post("/v1/jobs", items);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 202) << r->body;
+  const std::string id = json_of(r)["id"];
+  auto audio = c.Get(("/v1/jobs/" + id + "/audio/0").c_str());
+  ASSERT_TRUE(audio);
+  ASSERT_EQ(audio->status, 200);
+  EXPECT_EQ(audio->body, wav);
+  EXPECT_EQ(audio->get_header_value("Content-Type"), "application/octet-stream");
+  EXPECT_EQ(audio->get_header_value("Content-Disposition").rfind("attachment", 0), 0u)
+      << audio->get_header_value("Content-Disposition");
+  const json j = wait_job(id);
+  ASSERT_EQ(j.value("state", ""), "done") << j.dump();
+
+  // Every answer: nosniff and a policy that runs nothing (the page and the report have their own).
+  for (const std::string& path : std::vector<std::string>{"/healthz", "/readyz", "/metrics", "/v1/labels", "/no/such/thing", "/v1/jobs/" + id,
+                                 "/v1/jobs/" + id + "/audio/0", "/v1/jobs/" + id + "/results/0",
+                                 "/v1/jobs/" + id + "/files/events.csv", "/v1/jobs/zzz", "/app.js", "/app.css"}) {
+    auto a = c.Get(path.c_str());
+    ASSERT_TRUE(a) << path;
+    EXPECT_EQ(a->get_header_value("X-Content-Type-Options"), "nosniff") << path;
+    EXPECT_EQ(a->get_header_value_count("Content-Security-Policy"), 1u) << path;
+    const std::string csp = a->get_header_value("Content-Security-Policy");
+    EXPECT_EQ(csp.rfind("default-src 'none'", 0), 0u) << path << ": " << csp;
+    EXPECT_EQ(csp.find("unsafe"), std::string::npos) << path << ": " << csp;
+    EXPECT_EQ(a->get_header_value("Content-Type").find("text/html"), std::string::npos) << path;
+  }
+  // Downloads are attachments, typed from the allowlist; the report, even downloaded, runs no script.
+  auto html = c.Get(("/v1/jobs/" + id + "/files/report.html").c_str());
+  EXPECT_EQ(html->get_header_value("Content-Disposition"), "attachment; filename=\"report.html\"");
+  EXPECT_EQ(html->get_header_value("X-Content-Type-Options"), "nosniff");
+  EXPECT_NE(html->get_header_value("Content-Security-Policy").find("sandbox"), std::string::npos);
+  EXPECT_EQ(c.Get(("/v1/jobs/" + id + "/files/events.csv").c_str())->get_header_value("Content-Disposition"),
+            "attachment; filename=\"events.csv\"");
+  // The report shown in the browser runs no script at all.
+  auto rep = c.Get(("/v1/jobs/" + id + "/report").c_str());
+  ASSERT_EQ(rep->status, 200);
+  const std::string rcsp = rep->get_header_value("Content-Security-Policy");
+  EXPECT_NE(rcsp.find("sandbox"), std::string::npos) << rcsp;
+  EXPECT_EQ(rcsp.find("script-src"), std::string::npos) << rcsp;
+  // The page: its own script and style only, nothing inline.
+  auto page = c.Get("/");
+  const std::string pcsp = page->get_header_value("Content-Security-Policy");
+  EXPECT_NE(pcsp.find("script-src 'self'"), std::string::npos) << pcsp;
+  EXPECT_EQ(pcsp.find("unsafe"), std::string::npos) << pcsp;
+  EXPECT_EQ(page->body.find("<script>"), std::string::npos);
+  EXPECT_EQ(page->body.find("style="), std::string::npos);
+}
+
+// Issue 14.2: a chunked upload (no Content-Length) over --max-upload-mb is refused with 413
+// while it arrives, not read whole into memory first.
+TEST_F(Serve, ChunkedUploadsOverTheLimitGet413WhileTheyArrive) {
+  const bool peak = reset_peak_rss();
+  const long before = rss_kb();
+  const std::string piece(64 * 1024, 'x');
+  std::string chunk;
+  {
+    char size[16];
+    std::snprintf(size, sizeof size, "%zx\r\n", piece.size());
+    chunk = size + piece + "\r\n";
+  }
+  size_t pieces = 0;
+  const size_t max_pieces = 64 * 16;  // 64 MB, against a limit of 1.5 MB
+  const RawReply r = raw_exchange(port_,
+                                  "POST /v1/jobs?name=big.wav HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\n"
+                                  "Transfer-Encoding: chunked\r\n\r\n",
+                                  [&]() -> std::string {
+                                    if (pieces > max_pieces) return {};
+                                    return ++pieces > max_pieces ? std::string("0\r\n\r\n") : chunk;
+                                  },
+                                  60);
+  EXPECT_EQ(r.status, 413) << r.head;
+  EXPECT_NE(r.head.find("Connection: close"), std::string::npos) << r.head;
+  EXPECT_LT(r.sent, size_t(16) << 20) << "the server read on well past the limit";
+  if (peak) {
+    EXPECT_LT(rss_kb("VmHWM") - before, 32 * 1024) << "kB more at the peak";
+  }
+  // The same with a Content-Length over the limit, and the server still takes a good upload.
+  const RawReply cl = raw_exchange(port_,
+                                   "POST /v1/jobs?name=big.wav HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\n"
+                                   "Content-Length: 67108864\r\n\r\n",
+                                   [&]() -> std::string { return piece; }, 60);
+  EXPECT_EQ(cl.status, 413) << cl.head;
+  EXPECT_EQ(detect("speech.wav")["files"].size(), 1u);
+}
+
+// Issue 14.4: a status call reads the small per-file summaries, never the full results; files
+// are served in pieces (Range included), never read whole into memory.
+TEST_F(Serve, StatusComesFromSummariesAndFilesAreServedInPieces) {
+  auto c = client();
+  httplib::MultipartFormDataItems items = {{"file", slurp_file(clip("speech.wav")), "speech.wav", "audio/wav"}};
+  auto r = c.Post("/v1/jobs", items);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 202) << r->body;
+  const std::string id = json_of(r)["id"];
+  const json done = wait_job(id);
+  ASSERT_EQ(done.value("state", ""), "done") << done.dump();
+  ASSERT_FALSE(done["files"][0]["events"].empty());
+
+  // The full result becomes 256 MB that is not JSON: status must not need it.
+  const size_t big = size_t(256) << 20;
+  const fs::path result = store_->path() / "jobs" / id / "results" / "0.json";
+  const std::string original = slurp_file(result);
+  fs::resize_file(result, big);  // sparse: zeros after the JSON
+  const bool peak = reset_peak_rss();
+  const long before = rss_kb();
+  const auto t0 = std::chrono::steady_clock::now();
+  const json st = json_of(c.Get(("/v1/jobs/" + id).c_str()));
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(st.value("state", ""), "done") << st.dump();
+  EXPECT_EQ(st["files"][0]["state"], "done") << st.dump();
+  EXPECT_EQ(st["files"][0]["events"], done["files"][0]["events"]);
+  EXPECT_EQ(st["progress"]["done"], 1);
+  EXPECT_LT(took, 1.0);
+
+  // A range of the result: just those bytes.
+  auto part = c.Get(("/v1/jobs/" + id + "/results/0").c_str(), {{"Range", "bytes=0-99"}});
+  ASSERT_TRUE(part);
+  EXPECT_EQ(part->status, 206);
+  EXPECT_EQ(part->body, original.substr(0, 100));
+  EXPECT_EQ(part->get_header_value("Content-Range"), "bytes 0-99/" + std::to_string(big));
+  // The whole of it, taken in pieces by a client that keeps nothing.
+  size_t received = 0;
+  auto whole = c.Get(("/v1/jobs/" + id + "/results/0").c_str(), [&](const char*, size_t n) {
+    received += n;
+    return true;
+  });
+  ASSERT_TRUE(whole);
+  EXPECT_EQ(whole->status, 200);
+  EXPECT_EQ(received, big);
+  if (peak) {
+    EXPECT_LT(rss_kb("VmHWM") - before, 64 * 1024) << "kB more at the peak";
+  }
+  // The audio too, with a Range as a browser's <audio> asks.
+  auto head = c.Get(("/v1/jobs/" + id + "/audio/0").c_str(), {{"Range", "bytes=0-3"}});
+  ASSERT_TRUE(head);
+  EXPECT_EQ(head->status, 206);
+  EXPECT_EQ(head->body, "RIFF");
+  EXPECT_EQ(head->get_header_value("Content-Type"), "audio/wav");
+}
+
+// Issue 14.3: more clients than HTTP threads, each sending its request head a byte at a time,
+// neither keep /healthz from answering at once nor hold on past the head deadline (408).
+TEST_F(Serve, SlowHeadersNeitherStarveOthersNorHoldOn) {
+  const int slow = 24;  // more than the 16 HTTP threads
+  std::vector<int> fds;
+  for (int i = 0; i < slow; ++i) {
+    const int fd = connect_loopback(port_);
+    ASSERT_GE(fd, 0);
+    const std::string start = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+    ASSERT_EQ(::send(fd, start.data(), start.size(), MSG_NOSIGNAL), ssize_t(start.size()));
+    fds.push_back(fd);
+  }
+  std::atomic<bool> stop{false};
+  std::thread dribble([&] {  // one byte per connection every 0.3 s, until told to stop
+    while (!stop) {
+      for (int fd : fds) ::send(fd, "a", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    }
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 6; ++i) {
+    httplib::Client c("127.0.0.1", port_);
+    c.set_connection_timeout(2, 0);
+    c.set_read_timeout(2, 0);
+    const auto t = std::chrono::steady_clock::now();
+    auto r = c.Get("/healthz");
+    const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+    EXPECT_TRUE(r) << "no answer to /healthz while slow clients send their heads";
+    if (!r) break;
+    EXPECT_EQ(r->status, 200);
+    EXPECT_LT(took, 1.0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  // Past the 2 s head deadline every slow client has its 408, although it kept sending.
+  std::this_thread::sleep_until(t0 + std::chrono::milliseconds(3500));
+  size_t timed_out = 0;
+  for (int fd : fds) {
+    pollfd p{fd, POLLIN, 0};
+    std::string got;
+    char buf[4096];
+    while (::poll(&p, 1, 1000) > 0) {
+      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      got.append(buf, size_t(n));
+    }
+    timed_out += got.rfind("HTTP/1.1 408", 0) == 0 ? 1 : 0;
+  }
+  stop = true;
+  dribble.join();
+  for (int fd : fds) ::close(fd);
+  EXPECT_EQ(timed_out, size_t(slow));
+  const std::string m = client().Get("/metrics")->body;
+  EXPECT_GE(metric(m, R"(earmark_http_rejected_total{reason="head_timeout"})"), double(slow)) << m;
+}
+
+// Issue 14.5: 200 uploads at once each get an HTTP answer (accepted, or 429/503 with
+// Retry-After), never a reset; unknown methods get 405 with Allow; a body framed two ways, 400.
+TEST_F(Serve, ManyUploadsAtOnceAllGetAnHttpAnswer) {
+  const std::string wav = slurp_file(clip("speech.wav"));
+  const std::string head = "POST /v1/jobs?name=speech.wav HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\nContent-Length: " +
+                           std::to_string(wav.size()) + "\r\n\r\n";
+  const int n = 200;
+  std::vector<RawReply> replies(n);
+  std::vector<std::thread> clients;
+  for (int i = 0; i < n; ++i)
+    clients.emplace_back([&, i] {
+      size_t off = 0;
+      replies[size_t(i)] = raw_exchange(port_, head,
+                                        [&]() -> std::string {
+                                          const std::string piece = wav.substr(std::min(off, wav.size()), 65536);
+                                          off += piece.size();
+                                          return piece;
+                                        },
+                                        120);
+    });
+  for (auto& t : clients) t.join();
+  std::map<int, int> by_status;
+  int resets = 0;
+  for (const auto& r : replies) {
+    ++by_status[r.status];
+    resets += r.reset && r.status == 0 ? 1 : 0;
+    if (r.status == 429 || r.status == 503) {
+      EXPECT_NE(r.head.find("Retry-After: "), std::string::npos) << r.head;
+    }
+  }
+  std::string summary;
+  for (const auto& [st, count] : by_status) summary += std::to_string(st) + ": " + std::to_string(count) + "  ";
+  EXPECT_EQ(by_status.count(0), 0u) << "connections without an HTTP answer; " << summary;
+  EXPECT_EQ(resets, 0) << summary;
+  EXPECT_GE(by_status[202], 1) << summary;
+  for (const auto& [st, count] : by_status) EXPECT_TRUE(st == 202 || st == 429 || st == 503) << summary;
+  // The accepted jobs run to their end before the next test (whose counters must not move).
+  for (const auto& r : replies) {
+    const auto at = r.head.find("Location: /v1/jobs/");
+    if (r.status != 202 || at == std::string::npos) continue;
+    const std::string id = r.head.substr(at + 19, 16);
+    EXPECT_EQ(wait_job(id).value("state", ""), "done") << id;
+  }
+
+  auto ask = [&](const std::string& request) {
+    return raw_exchange(port_, request, [] { return std::string(); }, 10);
+  };
+  const RawReply del = ask("DELETE /v1/jobs HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_EQ(del.status, 405) << del.head;
+  EXPECT_NE(del.head.find("Allow: POST\r\n"), std::string::npos) << del.head;
+  const RawReply put = ask("PUT /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_EQ(put.status, 405) << put.head;
+  EXPECT_NE(put.head.find("Allow: GET, HEAD"), std::string::npos) << put.head;
+  EXPECT_EQ(ask("PATCH /no/such/path HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n").status, 404);
+  const RawReply two = ask("POST /v1/detect?name=a.wav HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\n"
+                           "Content-Length: 5\r\nContent-Length: 6\r\n\r\nabcdef");
+  EXPECT_EQ(two.status, 400) << two.head;
+  const RawReply both = ask("POST /v1/detect?name=a.wav HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\n"
+                            "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+  EXPECT_EQ(both.status, 400) << both.head;
+}
+
+// Issue 14.3, the body side: a request whose body falls below the minimum average rate after
+// the grace period is ended (here 1 s and 2 kB/s), instead of holding its thread for as long as
+// each byte comes within the read timeout (30 s).
+TEST(ServeFront, SlowBodiesAreCutOffAtTheMinimumRate) {
+  serve::FrontServer http;
+  serve::FrontLimits limits;
+  limits.threads = 2;
+  limits.body_grace_s = 1;
+  limits.min_body_bytes_s = 2048;
+  http.set_limits(limits);
+  std::atomic<int> cut{0};
+  http.Post("/upload", [&](const httplib::Request&, httplib::Response& res, const httplib::ContentReader& reader) {
+    size_t n = 0;
+    const bool ok = reader([&](const char*, size_t len) {
+      n += len;
+      return true;
+    });
+    if (!ok) ++cut;
+    res.set_content(std::to_string(n), "text/plain");
+  });
+  http.Get("/ping", [](const httplib::Request&, httplib::Response& res) { res.set_content("pong", "text/plain"); });
+  const int port = http.bind_to_any_port("127.0.0.1");
+  ASSERT_GT(port, 0);
+  http.widen_backlog();
+  std::thread t([&] { http.listen_after_bind(); });
+  ASSERT_TRUE(wait_ready(port, 10, "/ping"));
+
+  const int fd = connect_loopback(port);
+  ASSERT_GE(fd, 0);
+  const std::string head = "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n";
+  ::send(fd, head.data(), head.size(), MSG_NOSIGNAL);
+  const auto t0 = std::chrono::steady_clock::now();
+  bool closed = false;
+  while (std::chrono::steady_clock::now() - t0 < std::chrono::seconds(8)) {
+    ::send(fd, "a", 1, MSG_NOSIGNAL | MSG_DONTWAIT);  // 10 bytes/s, far below 2 kB/s
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 100) > 0) {  // an answer, or the end of the connection
+      closed = true;
+      break;
+    }
+  }
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ::close(fd);
+  EXPECT_TRUE(closed) << "the slow body was still being read after 8 s";
+  EXPECT_LT(took, 4.0);
+  // A body at full speed is read whole, and the server answers others throughout.
+  httplib::Client c("127.0.0.1", port);
+  auto r = c.Post("/upload", std::string(200000, 'b'), "application/octet-stream");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->body, "200000");
+  http.stop();
+  t.join();
+  EXPECT_EQ(cut.load(), 1);
 }
 
 TEST_F(Serve, LabelsListTheModel) {

@@ -11,6 +11,7 @@
 
 #include "s3_support.hpp"
 #include "serve/queue.hpp"
+#include "serve/server.hpp"
 #include "serve/store.hpp"
 #include "serve_support.hpp"
 
@@ -41,8 +42,9 @@ bool redis_ping(int port) {
 
 class Redis {
  public:
-  explicit Redis(const fs::path& dir)
-      : port_(free_port()),
+  // A fresh, empty Redis (no persistence); `port` 0: a free one.
+  explicit Redis(const fs::path& dir, int port = 0)
+      : port_(port > 0 ? port : free_port()),
         child_({redis_server(), "--port", std::to_string(port_), "--bind", "127.0.0.1", "--save", "", "--appendonly",
                 "no", "--dir", dir.string()},
                dir / "redis.log") {
@@ -235,6 +237,115 @@ TEST(ServeRoles, SharingOnlyAnS3BucketSurviveAKilledWorker) {
   auto env = s3.env();
   env.push_back("EARMARK_STORE=s3://earmark/roles");
   roles_survive_a_killed_worker(dir.path(), redis, env, store);
+}
+
+bool redis_command(int port, const std::vector<std::string>& args) {
+  redisContext* c = redisConnect("127.0.0.1", port);
+  if (!c || c->err) {
+    if (c) redisFree(c);
+    return false;
+  }
+  std::vector<const char*> argv;
+  std::vector<size_t> lens;
+  for (const auto& a : args) argv.push_back(a.c_str()), lens.push_back(a.size());
+  auto* r = static_cast<redisReply*>(redisCommandArgv(c, int(argv.size()), argv.data(), lens.data()));
+  const bool ok = r && r->type != REDIS_REPLY_ERROR;
+  if (r) freeReplyObject(r);
+  redisFree(c);
+  return ok;
+}
+
+// Issue 14.6: Redis restarts empty (no persistence) while a job runs. Without a restart of the
+// service, the consumer group is made again, the lost files are queued again by the
+// reconciler, the job ends done, and new work runs.
+TEST(ServeRoles, RedisRestartedEmptyMidJobHealsWithoutRestartingTheService) {
+  REQUIRE_REDIS();
+  EARMARK_REQUIRE_SHARED();
+  TempDir dir;
+  auto redis = std::make_unique<Redis>(dir.path());
+  const int redis_port = redis->port();
+  ASSERT_TRUE(redis_ping(redis_port));
+  serve::ServeConfig cfg;
+  cfg.host = "127.0.0.1";
+  cfg.port = 0;
+  cfg.store = (dir / "store").string();
+  cfg.scratch = (dir / "scratch").string();
+  cfg.queue = redis->url();
+  cfg.workers = 1;
+  cfg.models_dir = models_dir().string();
+  cfg.lease_s = 2;
+  cfg.reconcile_s = 1;
+  serve::Service svc(cfg);
+  const int port = svc.start();
+  ASSERT_TRUE(wait_ready(port, 120));
+  serve::Store store(cfg.store);
+
+  httplib::Client c("127.0.0.1", port);
+  c.set_read_timeout(120, 0);
+  httplib::MultipartFormDataItems items;
+  const std::vector<std::string> names = {"speech.wav", "music.wav", "typing.wav"};
+  for (const auto& n : names) items.push_back({"file", slurp_file(clip(n)), n, "audio/wav"});
+  auto r = c.Post("/v1/jobs", items);
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 202) << r->body;
+  const std::string id = json_of(r)["id"];
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!store.started(id, 0) && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_TRUE(store.started(id, 0));
+
+  redis.reset();  // killed: every message and the consumer group are gone
+  redis = std::make_unique<Redis>(dir.path(), redis_port);
+  ASSERT_TRUE(redis_ping(redis_port));
+
+  json st;
+  for (int i = 0; i < 12; ++i) {
+    st = json_of(c.Get(("/v1/jobs/" + id + "?wait=10").c_str()));
+    if (st.value("state", "") == "done" || st.value("state", "") == "failed") break;
+  }
+  ASSERT_EQ(st.value("state", ""), "done") << st.dump();
+  ASSERT_EQ(st["files"].size(), names.size());
+  for (const auto& f : st["files"]) EXPECT_EQ(f["state"], "done") << f.dump();
+  // New work after the restart runs too, and the service is ready.
+  auto d = c.Post("/v1/detect?name=speech.wav", slurp_file(clip("speech.wav")), "audio/wav");
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->status, 200) << d->body;
+  EXPECT_TRUE(wait_ready(port, 10));
+  const std::string metrics = c.Get("/metrics")->body;
+  EXPECT_NE(metrics.find("earmark_requeued_total "), std::string::npos) << metrics;
+}
+
+// Issue 14.6: /readyz says when this process cannot read the queue although Redis answers
+// PING (here the report stream's key holds a string, so no consumer group can be made), and
+// turns green once it can.
+TEST(ServeRoles, ReadinessReportsAQueueThatCannotBeRead) {
+  REQUIRE_REDIS();
+  TempDir dir;
+  Redis redis(dir.path());
+  ASSERT_TRUE(redis_ping(redis.port()));
+  ASSERT_TRUE(redis_command(redis.port(), {"SET", serve::kReportStream, "not a stream"}));
+  serve::ServeConfig cfg;
+  cfg.host = "127.0.0.1";
+  cfg.port = 0;
+  cfg.role = "reporter";
+  cfg.store = (dir / "store").string();
+  cfg.scratch = (dir / "scratch").string();
+  cfg.queue = redis.url();
+  serve::Service svc(cfg);
+  const int port = svc.start();
+  httplib::Client c("127.0.0.1", port);
+  json ready;
+  for (int i = 0; i < 50; ++i) {
+    auto r = c.Get("/readyz");
+    ASSERT_TRUE(r);
+    ready = json_of(r);
+    if (r->status == 503 && ready.contains("queue_error")) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_FALSE(ready["checks"]["queue"].get<bool>()) << ready.dump();
+  EXPECT_NE(ready.value("queue_error", "").find("WRONGTYPE"), std::string::npos) << ready.dump();
+  ASSERT_TRUE(redis_command(redis.port(), {"DEL", serve::kReportStream}));
+  EXPECT_TRUE(wait_ready(port, 10));
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <deque>
 #include <map>
+#include <type_traits>
 #include <mutex>
 #include <vector>
 
@@ -75,6 +76,17 @@ class MemoryQueue final : public Queue {
     return s.waiting.size() + s.pending.size();
   }
 
+  std::vector<Message> contents(const std::string& stream, size_t limit) override {
+    std::lock_guard lock(m_);
+    const auto& s = streams_[stream];
+    std::vector<Message> out;
+    for (const auto& [id, p] : s.pending)
+      if (out.size() < limit) out.push_back(p.msg);
+    for (const auto& m : s.waiting)
+      if (out.size() < limit) out.push_back(m);
+    return out;
+  }
+
   bool ping() override { return true; }
   std::string describe() const override { return "memory"; }
 
@@ -108,6 +120,8 @@ using Context = std::unique_ptr<redisContext, ContextDeleter>;
 constexpr const char* kGroup = "earmark";
 
 class RedisQueue final : public Queue {
+  class Conn;
+
  public:
   RedisQueue(std::string host, int port, int db, std::string url)
       : host_(std::move(host)), port_(port), db_(db), url_(std::move(url)) {}
@@ -115,6 +129,8 @@ class RedisQueue final : public Queue {
   std::string publish(const std::string& stream, const std::string& body) override {
     Conn c(*this);
     ensure_group(c, stream);
+    // XADD creates the stream if Redis lost it; the group is re-created by the first consumer
+    // that finds it missing (it reads from the start, so this message is not lost).
     Reply r = c.run({"XADD", stream, "*", "body", body});
     if (r->type != REDIS_REPLY_STRING) throw Error(url_ + ": XADD " + stream + " gave an unexpected reply");
     return std::string(r->str, r->len);
@@ -122,8 +138,11 @@ class RedisQueue final : public Queue {
 
   std::optional<Message> consume(const std::string& stream, const std::string& consumer,
                                  std::chrono::milliseconds wait, std::chrono::milliseconds lease) override {
-    Conn c(*this);
-    ensure_group(c, stream);
+    return healing(stream, [&](Conn& c) { return consume_once(c, stream, consumer, wait, lease); });
+  }
+
+  std::optional<Message> consume_once(Conn& c, const std::string& stream, const std::string& consumer,
+                                      std::chrono::milliseconds wait, std::chrono::milliseconds lease) {
     // First a message whose holder has been silent for longer than the lease.
     Reply p = c.run({"XPENDING", stream, kGroup, "IDLE", std::to_string(lease.count()), "-", "+", "1"});
     if (p->type == REDIS_REPLY_ARRAY && p->elements > 0) {
@@ -154,15 +173,29 @@ class RedisQueue final : public Queue {
   }
 
   void ack(const Message& m) override {
-    Conn c(*this);
-    c.run({"XACK", m.stream, kGroup, m.id});
-    c.run({"XDEL", m.stream, m.id});  // acknowledged messages leave the stream: XLEN is the depth
+    healing(m.stream, [&](Conn& c) {
+      c.run({"XACK", m.stream, kGroup, m.id});
+      c.run({"XDEL", m.stream, m.id});  // acknowledged messages leave the stream: XLEN is the depth
+      return 0;
+    });
   }
 
   void extend(const Message& m, const std::string& consumer) override {
+    healing(m.stream, [&](Conn& c) {
+      // XCLAIM with min-idle 0 by the holder itself resets the idle time (its lease clock).
+      c.run({"XCLAIM", m.stream, kGroup, consumer, "0", m.id, "JUSTID"});
+      return 0;
+    });
+  }
+
+  std::vector<Message> contents(const std::string& stream, size_t limit) override {
     Conn c(*this);
-    // XCLAIM with min-idle 0 by the holder itself resets the idle time (its lease clock).
-    c.run({"XCLAIM", m.stream, kGroup, consumer, "0", m.id, "JUSTID"});
+    Reply r = c.run({"XRANGE", stream, "-", "+", "COUNT", std::to_string(limit)});
+    std::vector<Message> out;
+    if (r->type != REDIS_REPLY_ARRAY) return out;
+    for (size_t i = 0; i < r->elements; ++i)
+      if (auto m = parse_entry(stream, r->element[i])) out.push_back(std::move(*m));
+    return out;
   }
 
   size_t depth(const std::string& stream) override {
@@ -220,7 +253,10 @@ class RedisQueue final : public Queue {
       if (r->type == REDIS_REPLY_ERROR) {
         const std::string why(r->str, r->len);
         if (why.rfind("BUSYGROUP", 0) == 0) return r;
-        throw Error(q_.url_ + ": " + args[0] + " " + (args.size() > 1 ? args[1] : "") + ": " + why);
+        const std::string what = q_.url_ + ": " + args[0] + " " + (args.size() > 1 ? args[1] : "") + ": " + why;
+        // The group (or the whole stream) is gone: Redis restarted empty, failed over, or was flushed.
+        if (why.rfind("NOGROUP", 0) == 0) throw NoGroup(what);
+        throw Error(what);
       }
       return r;
     }
@@ -241,6 +277,29 @@ class RedisQueue final : public Queue {
       if (!r || r->type == REDIS_REPLY_ERROR) throw Error(url_ + ": cannot select database " + std::to_string(db_));
     }
     return c;
+  }
+
+  struct NoGroup : Error {
+    using Error::Error;
+  };
+
+  // Runs `f` on a connection, with the consumer group in place. When Redis says the group does
+  // not exist (it lost its data), this process forgets that it made the group, makes it again
+  // and runs `f` once more: every role heals by itself, without a restart.
+  template <class F>
+  std::invoke_result_t<F, Conn&> healing(const std::string& stream, F f) {
+    Conn c(*this);
+    ensure_group(c, stream);
+    try {
+      return f(c);
+    } catch (const NoGroup&) {
+      {
+        std::lock_guard lock(m_);
+        groups_.erase(stream);
+      }
+      ensure_group(c, stream);
+      return f(c);
+    }
   }
 
   void ensure_group(Conn& c, const std::string& stream) {

@@ -9,12 +9,16 @@
 // is handed to another consumer by a later consume(), with `deliveries` counting the attempts.
 // A long task calls extend() now and then to keep its lease. Consumers therefore must make
 // their effects idempotent (results are written under fixed names, replacing earlier tries).
+// A queue may lose messages (a Redis that restarts empty, a failover, FLUSHALL): the Redis
+// implementation then re-creates its consumer groups and goes on, and the service's reconciler
+// (serve/server.cpp) queues again the work that the store says is unfinished.
 #pragma once
 
 #include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace earmark::serve {
 
@@ -40,6 +44,9 @@ class Queue {
   virtual void extend(const Message& m, const std::string& consumer) = 0;
   // Messages in the stream not yet acknowledged (waiting or being worked on).
   virtual size_t depth(const std::string& stream) = 0;
+  // Every message the stream holds now (waiting or being worked on), oldest first, at most
+  // `limit`: what the reconciler compares with the store to find work the queue lost.
+  virtual std::vector<Message> contents(const std::string& stream, size_t limit) = 0;
   // True when the queue answers.
   virtual bool ping() = 0;
   virtual std::string describe() const = 0;

@@ -486,7 +486,8 @@ sigv4::Credentials S3Client::credentials() {
 
 S3Client::Response S3Client::request(const std::string& method, const std::string& key,
                                      const std::map<std::string, std::string>& query, const std::string& body,
-                                     const std::string& content_type, const std::string& what) {
+                                     const std::string& content_type, const std::string& what,
+                                     const std::map<std::string, std::string>& extra_headers) {
   sigv4::Request sr;
   sr.method = method;
   sr.host = host_header_;
@@ -525,6 +526,7 @@ S3Client::Response S3Client::request(const std::string& method, const std::strin
     req.method = method;
     req.path = target;
     for (const auto& [k, v] : sig.headers) req.headers.emplace(k, v);
+    for (const auto& [k, v] : extra_headers) req.headers.emplace(k, v);  // not signed (Range)
     if (!body.empty() || method == "PUT") {
       req.body = body;
       req.headers.emplace("Content-Type", content_type.empty() ? "application/octet-stream" : content_type);
@@ -596,6 +598,37 @@ bool S3Client::exists(const std::string& key) {
   if (r.status == 200) return true;
   if (r.status == 404) return false;  // HEAD has no body: a missing bucket also reads as absent here
   fail(s_, "HEAD " + key, r.status, r.body);
+}
+
+std::optional<size_t> S3Client::size(const std::string& key) {
+  const std::string full = s_.where.prefix + key;
+  auto r = request("HEAD", full, {}, {}, {}, "HEAD " + key);
+  if (r.status == 404) return std::nullopt;
+  if (r.status != 200) fail(s_, "HEAD " + key, r.status, r.body);
+  for (const auto& [k, v] : r.headers) {
+    std::string lower = k;
+    for (auto& ch : lower) ch = char(std::tolower(static_cast<unsigned char>(ch)));
+    if (lower == "content-length") {
+      try {
+        return size_t(std::stoull(v));
+      } catch (const std::exception&) {
+        break;
+      }
+    }
+  }
+  throw Error(s_.describe() + ": HEAD " + key + " gave no Content-Length");
+}
+
+std::string S3Client::get_range(const std::string& key, size_t offset, size_t length) {
+  if (length == 0) return {};
+  const std::string full = s_.where.prefix + key;
+  const std::string range = "bytes=" + std::to_string(offset) + "-" + std::to_string(offset + length - 1);
+  auto r = request("GET", full, {}, {}, {}, "GET " + key + " (" + range + ")", {{"Range", range}});
+  if (r.status == 206) return std::move(r.body);
+  if (r.status == 416) return {};  // past the end
+  if (r.status != 200) fail(s_, "GET " + key + " (" + range + ")", r.status, r.body);
+  // A server that ignores Range sends the whole object: take the part asked for.
+  return offset >= r.body.size() ? std::string() : r.body.substr(offset, length);
 }
 
 void S3Client::remove(const std::string& key) {

@@ -150,6 +150,9 @@ class S3Client {
   void put(const std::string& key, const std::string& bytes, const std::string& content_type = {});
   std::optional<std::string> get(const std::string& key);  // nullopt: no such key
   bool exists(const std::string& key);                     // HEAD
+  std::optional<size_t> size(const std::string& key);      // HEAD's Content-Length; nullopt: no such key
+  // Bytes [offset, offset + length) of the object (fewer at its end): a ranged GET.
+  std::string get_range(const std::string& key, size_t offset, size_t length);
   void remove(const std::string& key);                     // absent keys are fine
   // Every object under `prefix` (recursive), keys relative to the location prefix.
   std::vector<S3Object> list(const std::string& prefix);
@@ -166,7 +169,8 @@ class S3Client {
     std::map<std::string, std::string> headers;
   };
   Response request(const std::string& method, const std::string& key, const std::map<std::string, std::string>& query,
-                   const std::string& body, const std::string& content_type, const std::string& what);
+                   const std::string& body, const std::string& content_type, const std::string& what,
+                   const std::map<std::string, std::string>& extra_headers = {});
   std::vector<std::string> list_pages(const std::string& prefix, const std::string& delimiter,
                                       std::vector<S3Object>* objects);
 

@@ -3,13 +3,16 @@
 #include <httplib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
 #include <mutex>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -22,9 +25,11 @@
 #include "model/labels.hpp"
 #include "model/registry.hpp"
 #include "report/writers.hpp"
+#include "serve/http_front.hpp"
 #include "serve/queue.hpp"
 #include "serve/store.hpp"
 #include "util/sha256.hpp"
+#include "util/time.hpp"
 
 namespace earmark::serve {
 
@@ -75,7 +80,23 @@ std::string slurp(const std::string& p) {
   return s.str();
 }
 
-std::string content_type_for(const std::string& name) {
+// What the service sends back is typed from an allowlist, never from what an upload claims to
+// be: uploads are served as one of a few audio types (by their extension) or as
+// application/octet-stream, so a file named evil.html that carries HTML is never text/html.
+std::string audio_content_type(const std::string& name) {
+  std::string ext = fs::path(name).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+  if (ext == ".wav") return "audio/wav";
+  if (ext == ".flac") return "audio/flac";
+  if (ext == ".ogg" || ext == ".oga" || ext == ".opus") return "audio/ogg";
+  if (ext == ".mp3") return "audio/mpeg";
+  if (ext == ".m4a" || ext == ".aac") return "audio/mp4";
+  if (ext == ".webm") return "audio/webm";
+  return "application/octet-stream";
+}
+
+// The reporter's outputs (events.csv/json/tsv, labels, report.html/md, report/*.png).
+std::string output_content_type(const std::string& name) {
   const std::string ext = fs::path(name).extension().string();
   if (ext == ".html") return "text/html; charset=utf-8";
   if (ext == ".json") return "application/json";
@@ -83,14 +104,34 @@ std::string content_type_for(const std::string& name) {
   if (ext == ".md") return "text/markdown; charset=utf-8";
   if (ext == ".txt" || ext == ".tsv") return "text/plain; charset=utf-8";
   if (ext == ".png") return "image/png";
-  if (ext == ".wav") return "audio/wav";
-  if (ext == ".flac") return "audio/flac";
-  if (ext == ".ogg" || ext == ".oga") return "audio/ogg";
-  if (ext == ".opus") return "audio/ogg";
-  if (ext == ".mp3") return "audio/mpeg";
-  if (ext == ".m4a" || ext == ".aac") return "audio/mp4";
-  if (ext == ".webm") return "audio/webm";
   return "application/octet-stream";
+}
+
+// "attachment" with the name quoted safely (names are [A-Za-z0-9._-] already; anything else
+// becomes '_').
+std::string attachment(const std::string& name) {
+  std::string safe;
+  for (unsigned char c : fs::path(name).filename().string())
+    safe += (std::isalnum(c) || c == '.' || c == '-' || c == '_') ? char(c) : '_';
+  return "attachment; filename=\"" + (safe.empty() ? std::string("download") : safe) + "\"";
+}
+
+// Content-Security-Policy of every answer: nothing may run, load or frame it. The web page
+// and the report get their own (below).
+constexpr const char* kCspNone = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+// The web page: its own script and style sheet, the API (fetch), the uploads it plays, the
+// canvas it draws; no inline script or style.
+constexpr const char* kCspPage =
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+    "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+// The report (inline style sheet, pictures as data: URIs): no script at all, sandboxed.
+constexpr const char* kCspReport =
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'; sandbox";
+
+void set_csp(httplib::Response& res, const char* policy) {
+  res.headers.erase("Content-Security-Policy");
+  res.set_header("Content-Security-Policy", policy);
 }
 
 // Route pattern of a path, for metric labels (bounded set).
@@ -181,6 +222,10 @@ void ServeConfig::validate() const {
   if (lease_s < 1) throw Error("lease must be at least 1 s");
   if (http_threads < 2) throw Error("http threads must be at least 2");
   if (!(keep_hours >= 0)) throw Error("--keep-hours must be 0 (keep jobs forever) or more");
+  if (reconcile_s < 0) throw Error("--reconcile-s must be 0 (never) or more seconds");
+  if (!(head_timeout_s > 0 && head_timeout_s <= 3600)) throw Error("--head-timeout-s must be more than 0 and at most 3600");
+  if (!(min_body_kbps >= 0 && min_body_kbps < 1e6)) throw Error("--min-body-kbps must be 0 (no minimum) or more");
+  if (max_connections < http_threads) throw Error("--max-connections must be at least --http-threads");
   if (queue != "memory" && !is_redis_url(queue))
     throw Error("--queue '" + queue + "': use memory or redis://HOST:PORT");
   if (queue == "memory" && role != "all")
@@ -195,11 +240,17 @@ struct Service::Impl {
   Metrics metrics;
   std::unique_ptr<Store> store;
   std::unique_ptr<Queue> queue;
-  httplib::Server http;
+  FrontServer http;
   std::thread http_thread;
   std::vector<std::thread> workers;
   std::thread reporter;
   std::thread pruner;
+  std::thread reconciler;
+  // Why this process's last read from the queue failed ("" once one succeeds): readiness.
+  std::mutex queue_error_m;
+  std::string queue_error;
+  std::set<std::string> reconciled_over;
+  std::vector<std::pair<std::regex, std::string>> routes;  // pattern, method  // jobs the reconciler saw over (never looked at again)
   std::atomic<bool> stopping{false};   // no new work
   std::atomic<bool> workers_stop{false};
   std::atomic<int> workers_ready{0};
@@ -250,6 +301,12 @@ struct Service::Impl {
     metrics.describe("earmark_ready", "gauge", "1 when /readyz would answer 200.");
     metrics.describe("earmark_jobs_pruned_total", "counter", "Finished jobs removed by this gateway after --keep-hours.");
     metrics.describe("earmark_workers_busy", "gauge", "Worker threads busy with a file.");
+    metrics.describe("earmark_http_rejected_total", "counter",
+                     "Connections answered by the front door without a handler, by reason (head_timeout, "
+                     "head_too_large, busy, too_many_connections).");
+    metrics.describe("earmark_http_connections", "gauge", "HTTP connections open now.");
+    metrics.describe("earmark_requeued_total", "counter",
+                     "Messages the reconciler queued again because the queue had lost them.");
     metrics.describe("earmark_up", "gauge", "1 while the process serves.");
     metrics.gauge_set("earmark_up", {{"role", cfg.role}}, 1);
     // Ensure the counters exist from the start (so rate() works from the first scrape).
@@ -264,6 +321,7 @@ struct Service::Impl {
       }
       mt.gauge_set("earmark_ready", {}, ready() ? 1 : 0);
       mt.gauge_set("earmark_workers_busy", {}, workers_busy.load());
+      mt.gauge_set("earmark_http_connections", {}, double(http.open_connections()));
       if (has_gateway()) refresh_job_gauge(mt);
     });
   }
@@ -298,23 +356,32 @@ struct Service::Impl {
     }
   }
 
-  bool ready() const {
+  std::string consume_problem() {
+    std::lock_guard lock(queue_error_m);
+    return queue_error;
+  }
+  // The queue as this process uses it: it answers, and (for workers and reporters) reading
+  // from it works (a group that cannot be made, a stream of the wrong type... turn it red).
+  bool queue_ok() { return queue && queue->ping() && consume_problem().empty(); }
+
+  bool ready() {
     if (stopping) return false;
     if (!store || !store->writable()) return false;
-    if (!queue || !queue->ping()) return false;
+    if (!queue_ok()) return false;
     if (has_workers() && workers_ready.load() < cfg.workers) return false;
     return true;
   }
 
-  json readiness() const {
+  json readiness() {
     json checks = json::object();
     checks["store"] = store && store->writable();
-    checks["queue"] = queue && queue->ping();
+    checks["queue"] = queue_ok();
     if (has_workers()) {
       checks["model"] = workers_ready.load() >= cfg.workers;
       checks["workers_loaded"] = workers_ready.load();
     }
     json j = {{"ready", ready()}, {"role", cfg.role}, {"checks", checks}};
+    if (const std::string why = consume_problem(); !why.empty()) j["queue_error"] = why;
     if (stopping) j["reason"] = "shutting down";
     if (!model_error.empty()) j["model_error"] = model_error;
     return j;
@@ -333,6 +400,16 @@ struct Service::Impl {
     res.set_content(error_body(e.code, e.message, e.job), "application/json");
   }
 
+  // An answer to a request whose body was not read to its end closes the connection (the
+  // rest of the body must not be taken for the next request).
+  template <class F>
+  httplib::Server::HandlerWithContentReader guarded_reader(F f) {
+    return [this, f](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
+      guarded([&](const httplib::Request& rq, httplib::Response& rs) { f(rq, rs, reader); })(req, res);
+      if (res.status >= 300) res.set_header("Connection", "close");
+    };
+  }
+
   template <class F>
   httplib::Server::Handler guarded(F f) {
     return [this, f](const httplib::Request& req, httplib::Response& res) {
@@ -349,29 +426,89 @@ struct Service::Impl {
     };
   }
 
-  // Uploads of a request: multipart parts with a filename (or named file/files/audio), or a
-  // raw body with an audio/* or application/octet-stream content type (name from ?name=).
-  std::vector<Upload> parse_uploads(const httplib::Request& req, size_t max_files) {
-    std::vector<Upload> out;
-    auto add = [&](const std::string& raw_name, const std::string& content) {
-      if (content.empty())
-        throw ApiError{400, "empty_upload", "'" + raw_name + "' is empty (0 bytes); send the audio file's contents"};
+  // The uploads of one request, staged in scratch files (removed with this object).
+  struct Staged {
+    std::vector<Upload> files;
+    Staged() = default;
+    Staged(const Staged&) = delete;
+    Staged& operator=(const Staged&) = delete;
+    ~Staged() {
+      for (const auto& f : files) {
+        std::error_code ec;
+        fs::remove(f.path, ec);
+      }
+    }
+  };
+
+  // Reads the uploads of a request as they arrive, straight into scratch files, whatever the
+  // framing (Content-Length or chunked): multipart parts with a filename (or named
+  // file/files/audio), or a raw body with an audio/* or application/octet-stream content type
+  // (name from ?name=). The bytes are counted while they arrive: past --max-upload-mb the
+  // reading stops and the answer is 413, so neither memory nor scratch holds more than that.
+  void receive_uploads(const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader,
+                       size_t max_files, Staged& staged) {
+    const size_t max_bytes = size_t(cfg.max_upload_mb * 1024 * 1024);
+    size_t total = 0;
+    std::optional<ApiError> failure;
+    std::ofstream out;
+    bool in_file = false;
+    auto open = [&](const std::string& raw_name) {
       std::string name;
       try {
         name = sanitise_upload_name(raw_name);
       } catch (const Error& e) {
-        throw ApiError{400, "bad_filename", e.what()};
+        failure = ApiError{400, "bad_filename", e.what()};
+        return false;
       }
-      out.push_back({name, content});
+      if (out.is_open()) out.close();
+      staged.files.push_back({name, scratch_path(name), 0});
+      out.open(staged.files.back().path, std::ios::binary | std::ios::trunc);
+      if (!out) {
+        failure = ApiError{507, "scratch_unavailable", "cannot stage the upload in " + cfg.scratch + "; is it writable and not full?"};
+        return false;
+      }
+      in_file = true;
+      return true;
     };
-    if (req.is_multipart_form_data()) {
-      for (const auto& [field, part] : req.files) {
-        if (part.filename.empty() && field != "file" && field != "files" && field != "audio") continue;
-        add(part.filename.empty() ? field : part.filename, part.content);
+    auto receive = [&](const char* data, size_t n) {
+      total += n;
+      if (total > max_bytes) {
+        failure = ApiError{413, "payload_too_large",
+                           "the upload is larger than the limit of " + fmt_mb(cfg.max_upload_mb) +
+                               " MB (--max-upload-mb); split the recording or raise the limit"};
+        return false;
       }
-      if (out.empty())
-        throw ApiError{400, "no_file",
-                       "the multipart body has no file part; send the audio as a part named 'file' with a filename"};
+      if (!in_file) return true;  // a form field that is not a file: counted, not kept
+      out.write(data, std::streamsize(n));
+      staged.files.back().bytes += n;
+      if (!out) {
+        failure = ApiError{507, "scratch_unavailable", "cannot stage the upload in " + cfg.scratch + " (disk full?)"};
+        return false;
+      }
+      return true;
+    };
+    bool ok = true;
+    if (req.is_multipart_form_data()) {
+      size_t parts = 0;
+      ok = reader(
+          [&](const httplib::MultipartFormData& part) {
+            if (out.is_open()) out.close();
+            in_file = false;
+            if (++parts > max_files + 16) {
+              failure = ApiError{413, "too_many_files", "too many parts in one request; at most " + std::to_string(max_files) + " files"};
+              return false;
+            }
+            if (part.filename.empty() && part.name != "file" && part.name != "files" && part.name != "audio") return true;
+            if (staged.files.size() >= max_files) {
+              failure = ApiError{413, "too_many_files", "more than " + std::to_string(max_files) + " files in one request"};
+              return false;
+            }
+            return open(part.filename.empty() ? part.name : part.filename);
+          },
+          receive);
+      if (ok && !failure && staged.files.empty())
+        failure = ApiError{400, "no_file",
+                           "the multipart body has no file part; send the audio as a part named 'file' with a filename"};
     } else {
       const std::string ct = req.get_header_value("Content-Type");
       const std::string base = ct.substr(0, ct.find(';'));
@@ -384,38 +521,38 @@ struct Service::Impl {
         throw ApiError{415, "unsupported_media_type",
                        "Content-Type '" + base + "' is not audio; send multipart/form-data with a 'file' part, or "
                        "the raw audio with Content-Type audio/* or application/octet-stream"};
-      add(req.has_param("name") ? req.get_param_value("name") : "upload", req.body);
+      if (open(req.has_param("name") ? req.get_param_value("name") : "upload")) ok = reader(receive);
     }
-    if (out.size() > max_files)
-      throw ApiError{413, "too_many_files",
-                     std::to_string(out.size()) + " files in one request; at most " + std::to_string(max_files)};
-    return out;
+    if (out.is_open()) out.close();
+    if (failure) throw *failure;
+    if (!ok) {
+      if (res.status == 413)  // a Content-Length over the limit: httplib refused before reading
+        throw ApiError{413, "payload_too_large",
+                       "the upload is larger than the limit of " + fmt_mb(cfg.max_upload_mb) +
+                           " MB (--max-upload-mb); split the recording or raise the limit"};
+      throw ApiError{400, "incomplete_upload", "the upload ended before its end (connection closed, malformed or too slow)"};
+    }
+    for (const auto& f : staged.files)
+      if (f.bytes == 0)
+        throw ApiError{400, "empty_upload", "'" + f.name + "' is empty (0 bytes); send the audio file's contents"};
+  }
+  static std::string fmt_mb(double mb) {
+    std::ostringstream o;
+    o << mb;
+    return o.str();
   }
 
-  // Checks that each upload decodes, from a scratch copy, before anything goes into the store.
+  // Checks that each upload decodes, from its scratch copy, before anything goes into the store.
   // Returns the total duration (container estimate) of the files.
   double probe_uploads(const std::vector<Upload>& uploads) {
     double seconds = 0;
     for (const auto& u : uploads) {
-      const std::string path = scratch_path(u.name);
-      struct Remove {
-        std::string p;
-        ~Remove() {
-          std::error_code ec;
-          fs::remove(p, ec);
-        }
-      } remove{path};
       try {
-        write_file_atomic(path, u.content);
-      } catch (const Error& e) {
-        throw ApiError{507, "scratch_unavailable", std::string("cannot stage the upload: ") + e.what()};
-      }
-      try {
-        decode::AudioReader reader(path);
+        decode::AudioReader reader(u.path);
         seconds += std::max(0.0, reader.info().duration_s);
       } catch (const Error& e) {
         std::string why = e.what();
-        if (why.rfind(path, 0) == 0) why = why.substr(path.size());
+        if (why.rfind(u.path, 0) == 0) why = why.substr(u.path.size());
         if (why.rfind(": ", 0) == 0) why = why.substr(2);
         throw ApiError{422, "not_audio", "'" + u.name + "' cannot be decoded as audio: " + why};
       }
@@ -481,6 +618,28 @@ struct Service::Impl {
     return job;
   }
 
+  // Sends an object of the store in pieces as the client takes them (Range requests get just
+  // their part): never the whole object in memory, whatever its size. A bucket is read with
+  // ranged GETs.
+  void serve_object(httplib::Response& res, const std::string& key, size_t size, const std::string& type) {
+    if (size == 0) {
+      res.set_content("", type);
+      return;
+    }
+    const size_t piece = store->blobs().remote() ? (size_t(8) << 20) : (size_t(256) << 10);
+    auto buffer = std::make_shared<std::string>();  // one piece's memory, reused
+    res.set_content_provider(size, type, [this, key, piece, buffer](size_t offset, size_t length, httplib::DataSink& sink) {
+      try {
+        store->blobs().read(key, offset, std::min(length, piece), *buffer);
+        if (buffer->empty()) return false;  // the object shrank or went away under us
+        return sink.write(buffer->data(), buffer->size());
+      } catch (const std::exception& e) {
+        log("serving " + key + ": " + e.what());
+        return false;
+      }
+    });
+  }
+
   Job job_or_throw(const std::string& id) {
     if (!valid_job_id(id))
       throw ApiError{400, "bad_job_id", "'" + id + "' is not a job id (16 hex digits, as returned by POST /v1/jobs)"};
@@ -511,14 +670,40 @@ struct Service::Impl {
     http.set_read_timeout(cfg.read_timeout_s, 0);
     http.set_write_timeout(cfg.read_timeout_s, 0);
     http.set_keep_alive_timeout(5);
-    const size_t threads = size_t(cfg.http_threads);
-    http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+    // Every answer, errors included: no MIME sniffing, nothing runs or frames it.
+    http.set_default_headers({{"X-Content-Type-Options", "nosniff"},
+                              {"Content-Security-Policy", kCspNone},
+                              {"Referrer-Policy", "no-referrer"}});
+    FrontLimits limits;
+    limits.threads = cfg.http_threads;
+    limits.head_timeout_s = cfg.head_timeout_s;
+    limits.min_body_bytes_s = cfg.min_body_kbps * 1024;
+    limits.io_timeout_s = cfg.read_timeout_s;
+    limits.max_connections = size_t(cfg.max_connections);
+    http.set_limits(limits);
+    http.on_reject([this](const std::string& reason) {
+      metrics.counter_add("earmark_http_rejected_total", {{"reason", reason}});
+    });
 
-    http.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
+    http.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
       t_request_start = Clock::now();
+      // A body framed two ways (two different lengths, or a length and chunks) is how requests
+      // are smuggled past proxies: refused, and the connection closed.
+      const size_t lengths = req.get_header_value_count("Content-Length");
+      bool differ = false;
+      for (size_t i = 1; i < lengths; ++i)
+        differ |= req.get_header_value("Content-Length", i) != req.get_header_value("Content-Length", 0);
+      if (differ || (lengths > 0 && req.has_header("Transfer-Encoding"))) {
+        res.status = 400;
+        res.set_header("Connection", "close");
+        res.set_content(error_body("bad_request", differ ? "the request has two different Content-Length headers"
+                                                         : "the request has both Content-Length and Transfer-Encoding"),
+                        "application/json");
+        return httplib::Server::HandlerResponse::Handled;
+      }
       return httplib::Server::HandlerResponse::Unhandled;
     });
-    http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+    http.set_request_logger([this](const httplib::Request& req, const httplib::Response& res) {
       const std::string route = route_of(req.method, req.path);
       metrics.counter_add("earmark_http_requests_total",
                           {{"route", route}, {"method", req.method}, {"code", std::to_string(res.status)}});
@@ -539,7 +724,19 @@ struct Service::Impl {
     http.set_error_handler([this, max_bytes](const httplib::Request& req, httplib::Response& res) {
       if (!res.body.empty()) return;  // our own JSON error
       std::string code = "http_" + std::to_string(res.status), msg = "request failed with HTTP status " + std::to_string(res.status);
-      if (res.status == 404) code = "not_found", msg = "no such endpoint: " + req.method + " " + req.path + " (see /docs/openapi.yaml)";
+      if (res.status == 404) {
+        // A path that exists for other methods: 405 with the ones it takes.
+        std::string allow;
+        for (const auto& [pattern, method] : routes)
+          if (std::regex_match(req.path, pattern) && allow.find(method) == std::string::npos)
+            allow += (allow.empty() ? "" : ", ") + method + (method == "GET" ? ", HEAD" : "");
+        if (!allow.empty()) {
+          res.status = 405;
+          res.set_header("Allow", allow);
+        } else {
+          code = "not_found", msg = "no such endpoint: " + req.method + " " + req.path + " (see /docs/openapi.yaml)";
+        }
+      }
       if (res.status == 405) code = "method_not_allowed", msg = req.method + " is not allowed on " + req.path;
       if (res.status == 413)
         code = "payload_too_large",
@@ -560,43 +757,61 @@ struct Service::Impl {
       res.set_content(error_body("internal", "internal error: " + what), "application/json");
     });
 
-    http.Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
+    // Every route, for the Allow header of a 405.
+    const auto get = [this](const std::string& pattern, httplib::Server::Handler h) {
+      routes.emplace_back(std::regex(pattern), "GET");
+      http.Get(pattern, std::move(h));
+    };
+    const auto post = [this](const std::string& pattern, httplib::Server::HandlerWithContentReader h) {
+      routes.emplace_back(std::regex(pattern), "POST");
+      http.Post(pattern, std::move(h));
+    };
+    get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
       send_json(res, 200, {{"status", "ok"}, {"role", cfg.role}, {"version", version()}});
     });
-    http.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
+    get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
       const json r = readiness();
       send_json(res, r["ready"].get<bool>() ? 200 : 503, r);
       if (res.status == 503) res.set_header("Retry-After", "5");
     });
-    http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
       res.set_content(metrics.render(), "text/plain; version=0.0.4; charset=utf-8");
     });
     if (!has_gateway()) return;
 
-    http.Get("/", [](const httplib::Request&, httplib::Response& res) {
+    get("/", [](const httplib::Request&, httplib::Response& res) {
+      set_csp(res, kCspPage);
       res.set_content(web_page(), "text/html; charset=utf-8");
     });
+    get("/app.js", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content(web_script(), "text/javascript; charset=utf-8");
+    });
+    get("/app.css", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content(web_style(), "text/css; charset=utf-8");
+    });
     if (!cfg.demo_dir.empty()) {
-      http.Get(R"(/demo/([^/]+))", guarded([this](const httplib::Request& req, httplib::Response& res) {
+      get(R"(/demo/([^/]+))", guarded([this](const httplib::Request& req, httplib::Response& res) {
                  const std::string name = req.matches[1];
                  const fs::path p = fs::path(cfg.demo_dir) / name;
                  std::error_code ec;
                  if (name.front() == '.' || !fs::is_regular_file(p, ec))
                    throw ApiError{404, "file_not_found", "no demo file '" + name + "'"};
-                 res.set_content(slurp(p.string()), content_type_for(name));
+                 res.set_content(slurp(p.string()), audio_content_type(name));
                }));
     }
-    http.Get("/v1/labels", guarded([this](const httplib::Request&, httplib::Response& res) {
+    get("/v1/labels", guarded([this](const httplib::Request&, httplib::Response& res) {
                if (labels.empty()) throw ApiError{503, "model_unavailable", "labels not available: " + labels_error, 30};
                json l = json::array();
                for (const auto& x : labels) l.push_back({{"index", x.index}, {"mid", x.mid}, {"name", x.name}});
                send_json(res, 200, {{"model", model_name}, {"count", labels.size()}, {"labels", l}});
              }));
-    http.Post("/v1/detect", guarded([this](const httplib::Request& req, httplib::Response& res) {
+    post("/v1/detect", guarded_reader([this](const httplib::Request& req, httplib::Response& res,
+                                                  const httplib::ContentReader& reader) {
                 InflightSlot slot(inflight, cfg.max_inflight);
                 admit();
-                const auto uploads = parse_uploads(req, 1);
-                const Job job = submit(uploads, false, cfg.max_sync_audio_s);
+                Staged staged;
+                receive_uploads(req, res, reader, 1, staged);
+                const Job job = submit(staged.files, false, cfg.max_sync_audio_s);
                 const auto deadline = Clock::now() + std::chrono::seconds(cfg.sync_timeout_s);
                 StorePoll poll(*store, std::chrono::milliseconds(20));
                 while (!store->has_result(job.id, 0)) {
@@ -621,15 +836,17 @@ struct Service::Impl {
                 res.set_header("X-Earmark-Job", job.id);
                 res.set_content(s.str(), "application/json");
               }));
-    http.Post("/v1/jobs", guarded([this](const httplib::Request& req, httplib::Response& res) {
+    post("/v1/jobs", guarded_reader([this](const httplib::Request& req, httplib::Response& res,
+                                                const httplib::ContentReader& reader) {
                 InflightSlot slot(inflight, cfg.max_inflight);
                 admit();
-                const auto uploads = parse_uploads(req, size_t(cfg.max_files));
-                const Job job = submit(uploads, true, 0);
+                Staged staged;
+                receive_uploads(req, res, reader, size_t(cfg.max_files), staged);
+                const Job job = submit(staged.files, true, 0);
                 res.set_header("Location", "/v1/jobs/" + job.id);
                 send_json(res, 202, store->status(job));
               }));
-    http.Get(R"(/v1/jobs/([^/]+))", guarded([this](const httplib::Request& req, httplib::Response& res) {
+    get(R"(/v1/jobs/([^/]+))", guarded([this](const httplib::Request& req, httplib::Response& res) {
                const Job job = job_or_throw(req.matches[1]);
                // ?wait=S: long poll; answer as soon as the job is over, or after S seconds (max 30).
                double wait_s = 0;
@@ -646,48 +863,55 @@ struct Service::Impl {
                while (Clock::now() < until && !stopping && !store->over(job)) poll.wait(until);
                send_json(res, 200, store->status(job));
              }));
-    http.Get(R"(/v1/jobs/([^/]+)/report)", guarded([this](const httplib::Request& req, httplib::Response& res) {
+    get(R"(/v1/jobs/([^/]+)/report)", guarded([this](const httplib::Request& req, httplib::Response& res) {
                const Job job = job_or_throw(req.matches[1]);
-               auto html = store->output(job.id, "report.html");
-               if (!html) {
+               const std::string key = *store->output_key(job.id, "report.html");
+               const auto size = store->blobs().size(key);
+               if (!size) {
                  const JobState st = store->state(job);
                  throw ApiError{409, "not_ready",
                                 std::string("job ") + job.id + " is " + to_string(st) +
                                     (job.report ? "; the report exists once it is done" : "; it was a /v1/detect job, which has no report"),
                                 2, job.id};
                }
-               res.set_content(*html, "text/html; charset=utf-8");
+               set_csp(res, kCspReport);
+               serve_object(res, key, *size, "text/html; charset=utf-8");
              }));
-    http.Get(R"(/v1/jobs/([^/]+)/files/(.+))", guarded([this](const httplib::Request& req, httplib::Response& res) {
+    get(R"(/v1/jobs/([^/]+)/files/(.+))", guarded([this](const httplib::Request& req, httplib::Response& res) {
                const Job job = job_or_throw(req.matches[1]);
                const std::string name = req.matches[2];
                if (!valid_output_name(name))
                  throw ApiError{400, "bad_filename", "'" + name + "' is not a plain file name; ask for e.g. events.csv"};
-               auto bytes = store->output(job.id, name);
-               if (!bytes) {
+               const std::string key = *store->output_key(job.id, name);
+               const auto size = store->blobs().size(key);
+               if (!size) {
                  const JobState st = store->state(job);
                  if (st != JobState::done && st != JobState::failed)
                    throw ApiError{409, "not_ready", "job " + job.id + " is " + to_string(st) + "; files exist once it is done", 2, job.id};
                  throw ApiError{404, "file_not_found", "job " + job.id + " has no output file '" + name + "'", 0, job.id};
                }
-               res.set_content(*bytes, content_type_for(name));
-               if (name.size() > 5 && name.substr(name.size() - 5) != ".html")
-                 res.set_header("Content-Disposition", "attachment; filename=\"" + name + "\"");
+               if (fs::path(name).extension() == ".html") set_csp(res, kCspReport);
+               serve_object(res, key, *size, output_content_type(name));
+               res.set_header("Content-Disposition", attachment(name));
              }));
-    http.Get(R"(/v1/jobs/([^/]+)/results/([^/]+))", guarded([this](const httplib::Request& req, httplib::Response& res) {
+    get(R"(/v1/jobs/([^/]+)/results/([^/]+))", guarded([this](const httplib::Request& req, httplib::Response& res) {
                const Job job = job_or_throw(req.matches[1]);
                const int idx = file_index_or_throw(job, req.matches[2]);
-               auto result = store->result_json(job.id, idx);
-               if (!result)
+               const std::string key = store->result_key(job.id, idx);
+               const auto size = store->blobs().size(key);
+               if (!size)
                  throw ApiError{409, "not_ready", "file " + std::to_string(idx) + " of job " + job.id + " is not processed yet", 1, job.id};
-               res.set_content(*result, "application/json");
+               serve_object(res, key, *size, "application/json");
+               res.set_header("Content-Disposition", attachment(std::to_string(idx) + ".json"));
              }));
-    http.Get(R"(/v1/jobs/([^/]+)/audio/([^/]+))", guarded([this](const httplib::Request& req, httplib::Response& res) {
+    get(R"(/v1/jobs/([^/]+)/audio/([^/]+))", guarded([this](const httplib::Request& req, httplib::Response& res) {
                const Job job = job_or_throw(req.matches[1]);
                const int idx = file_index_or_throw(job, req.matches[2]);
-               auto audio = store->input(job, idx);
-               if (!audio) throw ApiError{404, "file_not_found", "the audio of file " + std::to_string(idx) + " of job " + job.id + " is gone"};
-               res.set_content(*audio, content_type_for(job.files[size_t(idx)].name));
+               const std::string key = store->input_key(job, idx);
+               const auto size = store->blobs().size(key);
+               if (!size) throw ApiError{404, "file_not_found", "the audio of file " + std::to_string(idx) + " of job " + job.id + " is gone"};
+               serve_object(res, key, *size, audio_content_type(job.files[size_t(idx)].name));
+               res.set_header("Content-Disposition", attachment(job.files[size_t(idx)].name));
              }));
   }
 
@@ -781,10 +1005,17 @@ struct Service::Impl {
   // messages stay in the queue).
   std::optional<Message> next_message(const std::string& stream, const std::string& consumer) {
     try {
-      return queue->consume(stream, consumer, std::chrono::milliseconds(500), lease());
+      auto m = queue->consume(stream, consumer, std::chrono::milliseconds(500), lease());
+      std::lock_guard lock(queue_error_m);
+      queue_error.clear();
+      return m;
     } catch (const Error& e) {
       count_error("queue_unavailable");
       log(e.what());
+      {
+        std::lock_guard lock(queue_error_m);
+        queue_error = e.what();
+      }
       std::this_thread::sleep_for(std::chrono::seconds(1));
       return std::nullopt;
     }
@@ -904,6 +1135,81 @@ struct Service::Impl {
     return o.str();
   }
 
+  // Work the store says is unfinished and the queue no longer holds (Redis restarted empty,
+  // failed over, was flushed or evicted) is queued again, so that no job stays queued or
+  // running forever. The queue is read before the store: a message missing from it was acked
+  // (after its result was written) or lost, so a file without a result whose message is
+  // missing was lost. Jobs younger than a few seconds are left alone (the gateway writes
+  // job.json before it queues the files). A duplicate is harmless: results are idempotent.
+  void reconcile_loop() {
+    auto next = Clock::now() + std::chrono::seconds(cfg.reconcile_s);
+    while (!workers_stop) {
+      if (Clock::now() >= next) {
+        try {
+          reconcile();
+        } catch (const Error& e) {
+          count_error("reconcile_failed");
+          log(std::string("reconciling the queue with the store: ") + e.what());
+        }
+        next = Clock::now() + std::chrono::seconds(cfg.reconcile_s);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+
+  size_t reconcile() {
+    constexpr size_t kLimit = 1000000;
+    std::set<std::pair<std::string, int>> detect_held;
+    std::set<std::string> report_held;
+    for (const auto& m : queue->contents(kDetectStream, kLimit)) {
+      try {
+        const json j = json::parse(m.body);
+        detect_held.insert({j.at("job").get<std::string>(), j.at("file").get<int>()});
+      } catch (const std::exception&) {
+      }
+    }
+    for (const auto& m : queue->contents(kReportStream, kLimit)) {
+      try {
+        report_held.insert(json::parse(m.body).at("job").get<std::string>());
+      } catch (const std::exception&) {
+      }
+    }
+    const double now = double(std::time(nullptr));
+    size_t requeued = 0;
+    for (const auto& id : store->list_jobs()) {
+      if (workers_stop) break;
+      if (reconciled_over.count(id)) continue;
+      const auto job = store->read_job(id);
+      if (!job) continue;
+      if (store->over(*job)) {
+        reconciled_over.insert(id);
+        continue;
+      }
+      const auto created = util::parse_utc_iso(job->created_at);
+      if (!created || now - double(*created) < 5) continue;
+      size_t missing = 0, have = 0;
+      for (const auto& f : job->files) {
+        if (store->has_result(id, f.index)) {
+          ++have;
+          continue;
+        }
+        if (detect_held.count({id, f.index})) continue;
+        queue->publish(kDetectStream, json{{"v", 1}, {"job", id}, {"file", f.index}}.dump());
+        ++missing;
+      }
+      if (have == job->files.size()) {
+        if (!job->report) store->write_done(id, JobState::done);
+        else if (!report_held.count(id)) queue->publish(kReportStream, json{{"v", 1}, {"job", id}}.dump()), ++missing;
+      }
+      if (missing > 0) {
+        log("job " + id + ": queued " + std::to_string(missing) + " lost message(s) again (the queue no longer held them)");
+        metrics.counter_add("earmark_requeued_total", {}, double(missing));
+        requeued += missing;
+      }
+    }
+    return requeued;
+  }
+
   // Memory queue only: jobs left unfinished by an earlier run are queued again.
   void recover() {
     for (const auto& id : store->list_jobs()) {
@@ -966,12 +1272,14 @@ int Service::start() {
     throw Error(s.cfg.host + ":" + std::to_string(s.cfg.port) +
                 ": cannot listen (port in use or not allowed); pick another --port or --host");
   if (port <= 0) throw Error(s.cfg.host + ": cannot listen on any port");
+  s.http.widen_backlog();
   s.bound_port = port;
   if (s.cfg.queue == "memory") s.recover();
   if (s.has_workers())
     for (int i = 0; i < s.cfg.workers; ++i) s.workers.emplace_back([&s, i] { s.worker_loop(i); });
   if (s.has_reporter()) s.reporter = std::thread([&s] { s.reporter_loop(); });
   if (s.has_gateway() && s.cfg.keep_hours > 0) s.pruner = std::thread([&s] { s.prune_loop(); });
+  if (s.has_reporter() && s.cfg.reconcile_s > 0) s.reconciler = std::thread([&s] { s.reconcile_loop(); });
   s.http_thread = std::thread([&s] { s.http.listen_after_bind(); });
   {
     std::lock_guard lock(s.m);
@@ -999,6 +1307,7 @@ void Service::stop() {
   for (auto& t : s.workers) t.join();
   if (s.reporter.joinable()) s.reporter.join();
   if (s.pruner.joinable()) s.pruner.join();
+  if (s.reconciler.joinable()) s.reconciler.join();
   s.log("stopped");
   std::lock_guard lock(s.m);
   s.finished = true;

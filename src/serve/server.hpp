@@ -41,10 +41,15 @@ struct ServeConfig {
   int max_attempts = 3;           // deliveries of one file before it is marked failed
   int sync_timeout_s = 120;       // POST /v1/detect waits this long, then answers 504 with the job id
   double max_sync_audio_s = 600;  // longer uploads to /v1/detect get 413: use /v1/jobs
-  int http_threads = 16;          // connections served at once
+  int http_threads = 16;          // requests processed at once (slow clients wait in front, see serve/http_front.hpp)
   int max_inflight = 0;           // uploads processed at once (429 beyond); 0: http_threads - 4
   size_t max_queue = 1000;        // files waiting in the detect stream (503 beyond)
-  int read_timeout_s = 30;        // HTTP read/write timeouts
+  int read_timeout_s = 30;        // HTTP read/write timeouts (each read or write of a connection)
+  double head_timeout_s = 10;     // the whole request head must arrive within this (408 beyond)
+  double min_body_kbps = 8;       // an upload must average at least this many kB/s after 10 s
+  int max_connections = 1024;     // connections open at once (503 beyond)
+  int reconcile_s = 60;           // reporter: every this often, queue again the unfinished work of
+                                  // the store that the queue lost (a Redis restarted empty); 0: never
   std::string demo_dir;           // test/demo only: GET /demo/<name> serves audio from here
 
   // Fills empty fields from the environment / defaults. Throws earmark::Error naming the bad option.
@@ -79,7 +84,10 @@ class Service {
   std::unique_ptr<Impl> impl_;
 };
 
-// The single-page web UI served at "/" (self-contained HTML/CSS/JS, no network).
+// The single-page web UI served at "/" (HTML), its style sheet ("/app.css") and script
+// ("/app.js"): no inline script or style, nothing from elsewhere.
 const char* web_page();
+const char* web_style();
+const char* web_script();
 
 }  // namespace earmark::serve

@@ -130,6 +130,14 @@ Blobs::LocalFile Blobs::local_file(const std::string& key, const std::string& sc
   return f;
 }
 
+void Blobs::put_file(const std::string& key, const std::string& path) {
+  // A bucket takes a PUT of the whole object: the bytes pass through memory once, bounded by
+  // the upload limit (--max-upload-mb).
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) throw Error(path + ": the staged file is gone");
+  put(key, slurp(path));
+}
+
 namespace {
 
 bool temporary_name(const std::string& name) { return name.find(".tmp-") != std::string::npos; }
@@ -157,6 +165,36 @@ class FolderBlobs final : public Blobs {
   bool exists(const std::string& key) const override {
     std::error_code ec;
     return fs::exists(path(key), ec);
+  }
+  std::optional<size_t> size(const std::string& key) const override {
+    std::error_code ec;
+    if (!fs::is_regular_file(path(key), ec)) return std::nullopt;
+    const auto n = fs::file_size(path(key), ec);
+    if (ec) return std::nullopt;
+    return size_t(n);
+  }
+  void read(const std::string& key, size_t offset, size_t length, std::string& into) const override {
+    std::FILE* f = std::fopen(path(key).c_str(), "rb");
+    if (!f) throw Error(path(key).string() + ": cannot be read (" + std::strerror(errno) + ")");
+    into.resize(length);
+    size_t got = 0;
+    if (::fseeko(f, off_t(offset), SEEK_SET) == 0) got = std::fread(into.data(), 1, length, f);
+    std::fclose(f);
+    into.resize(got);
+  }
+  void put_file(const std::string& key, const std::string& from) override {
+    const fs::path p = path(key);
+    std::error_code ec;
+    fs::create_directories(p.parent_path(), ec);
+    static std::atomic<unsigned> counter{0};
+    const fs::path tmp = p.string() + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
+    fs::copy_file(from, tmp, fs::copy_options::overwrite_existing, ec);
+    if (!ec) fs::rename(tmp, p, ec);
+    if (ec) {
+      std::error_code ignore;
+      fs::remove(tmp, ignore);
+      throw Error(p.string() + ": cannot store the upload (" + ec.message() + "); is the store folder writable and not full?");
+    }
   }
   std::vector<std::string> list(const std::string& prefix) const override {
     std::vector<std::string> keys;
@@ -206,6 +244,10 @@ class BucketBlobs final : public Blobs {
   void put(const std::string& key, const std::string& bytes) override { s3_.put(key, bytes); }
   std::optional<std::string> get(const std::string& key) const override { return s3_.get(key); }
   bool exists(const std::string& key) const override { return s3_.exists(key); }
+  std::optional<size_t> size(const std::string& key) const override { return s3_.size(key); }
+  void read(const std::string& key, size_t offset, size_t length, std::string& into) const override {
+    into = s3_.get_range(key, offset, length);
+  }
   std::vector<std::string> list(const std::string& prefix) const override {
     std::vector<std::string> keys;
     for (auto& o : s3_.list(prefix)) keys.push_back(std::move(o.key));
@@ -306,8 +348,8 @@ Job Store::create_job(const std::vector<Upload>& uploads, bool report) {
     f.index = int(i);
     f.name = uploads[i].name;
     f.stored = "input/" + std::to_string(i) + "-" + f.name;
-    f.bytes = uploads[i].content.size();
-    blobs_->put(dir + f.stored, uploads[i].content);
+    f.bytes = uploads[i].bytes;
+    blobs_->put_file(dir + f.stored, uploads[i].path);
     files.push_back({{"index", f.index}, {"name", f.name}, {"stored", f.stored}, {"bytes", f.bytes}});
     job.files.push_back(std::move(f));
   }
@@ -356,6 +398,20 @@ std::optional<std::string> Store::input(const Job& job, int index) const {
   return blobs_->get(job_key(job.id) + job.files[size_t(index)].stored);
 }
 
+std::string Store::input_key(const Job& job, int index) const {
+  if (index < 0 || index >= int(job.files.size())) throw Error("job " + job.id + " has no file " + std::to_string(index));
+  return job_key(job.id) + job.files[size_t(index)].stored;
+}
+
+std::string Store::result_key(const std::string& id, int index) const {
+  return job_key(id) + "results/" + std::to_string(index) + ".json";
+}
+
+std::optional<std::string> Store::output_key(const std::string& id, const std::string& name) const {
+  if (!valid_job_id(id) || !valid_output_name(name)) return std::nullopt;
+  return job_key(id) + "out/" + name;
+}
+
 Blobs::LocalFile Store::local_input(const Job& job, int index, const std::string& scratch) const {
   if (index < 0 || index >= int(job.files.size()))
     throw Error("job " + job.id + " has no file " + std::to_string(index));
@@ -377,7 +433,28 @@ std::string Store::started_by(const std::string& id, int index) const {
   return *s;
 }
 
+namespace {
+
+// What a status call shows of a file: small whatever the length of the recording.
+json summary_of(const FileResult& r) {
+  json j = {{"v", 1}, {"state", r.ok() ? "done" : "failed"}};
+  if (r.ok()) {
+    j["duration_s"] = r.info.duration_s;
+    json ev = json::array();
+    for (const auto& e : r.events)
+      ev.push_back({{"onset", e.onset}, {"offset", e.offset}, {"label", e.label}, {"confidence", e.confidence}});
+    j["events"] = ev;
+    if (!r.warnings.empty()) j["warnings"] = r.warnings;
+  } else {
+    j["error"] = r.error;
+  }
+  return j;
+}
+
+}  // namespace
+
 void Store::write_result(const std::string& id, int index, const FileResult& r) {
+  blobs_->put(job_key(id) + "summary/" + std::to_string(index) + ".json", summary_of(r).dump() + "\n");
   std::ostringstream s;
   report::write_json(s, {r}, true);
   blobs_->put(job_key(id) + "results/" + std::to_string(index) + ".json", s.str());
@@ -469,23 +546,35 @@ json Store::status(const Job& job) const {
   const JobState st = state(job);
   json files = json::array();
   size_t done = 0;
+  // One listing each for summaries, results and started markers; one small read per summary.
+  auto listed = [&](const std::string& folder) {
+    const auto keys = blobs_->list(job_key(job.id) + folder);
+    return std::set<std::string>(keys.begin(), keys.end());
+  };
+  const auto summaries = listed("summary/"), results = listed("results/"), started_set = listed("started/");
   for (const auto& f : job.files) {
     json jf = {{"index", f.index}, {"name", f.name}, {"bytes", f.bytes}};
-    if (auto r = read_result(job.id, f.index)) {
-      ++done;
-      jf["state"] = r->ok() ? "done" : "failed";
-      if (r->ok()) {
-        jf["duration_s"] = r->info.duration_s;
-        json ev = json::array();
-        for (const auto& e : r->events)
-          ev.push_back({{"onset", e.onset}, {"offset", e.offset}, {"label", e.label}, {"confidence", e.confidence}});
-        jf["events"] = ev;
-        if (!r->warnings.empty()) jf["warnings"] = r->warnings;
-      } else {
-        jf["error"] = r->error;
+    const std::string n = std::to_string(f.index);
+    std::optional<json> sum;
+    if (summaries.count(job_key(job.id) + "summary/" + n + ".json")) {
+      try {
+        sum = json::parse(blobs_->get(job_key(job.id) + "summary/" + n + ".json").value_or(""));
+      } catch (const json::exception&) {
       }
+    }
+    if (!sum && results.count(job_key(job.id) + "results/" + n + ".json")) {
+      // Written before summaries existed: made once from the full result, then kept.
+      if (auto r = read_result(job.id, f.index)) {
+        sum = summary_of(*r);
+        blobs_->put(job_key(job.id) + "summary/" + n + ".json", sum->dump() + "\n");
+      }
+    }
+    if (sum && results.count(job_key(job.id) + "results/" + n + ".json")) {
+      ++done;
+      for (const char* k : {"state", "duration_s", "events", "warnings", "error"})
+        if (sum->contains(k)) jf[k] = (*sum)[k];
     } else {
-      jf["state"] = started(job.id, f.index) ? "running" : "queued";
+      jf["state"] = started_set.count(job_key(job.id) + "started/" + n) ? "running" : "queued";
     }
     files.push_back(std::move(jf));
   }

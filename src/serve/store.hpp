@@ -6,6 +6,8 @@
 //   jobs/<id>/job.json               written once by the gateway, after the inputs (files, options)
 //   jobs/<id>/input/<n>-<name>       the uploaded audio, n = file index from 0
 //   jobs/<id>/started/<n>            a worker took file n (holds the worker's name)
+//   jobs/<id>/summary/<n>.json       file n's state, duration, events, warnings or error (small:
+//                                    what a status call reads), written just before the result
 //   jobs/<id>/results/<n>.json       file n's result (events.json shape, one file, with frame
 //                                    scores and spectrogram); replaced, never appended, so a
 //                                    retried message leaves one result
@@ -45,8 +47,9 @@ enum class JobState { queued, running, reporting, done, failed };
 const char* to_string(JobState s);
 
 struct Upload {
-  std::string name;     // sanitised
-  std::string content;  // bytes
+  std::string name;  // sanitised
+  std::string path;  // the bytes as received, in a local scratch file
+  size_t bytes = 0;
 };
 
 // Where the objects live: a folder or a bucket. Keys are relative, '/'-separated.
@@ -56,6 +59,13 @@ class Blobs {
   virtual void put(const std::string& key, const std::string& bytes) = 0;  // whole, replacing
   virtual std::optional<std::string> get(const std::string& key) const = 0;
   virtual bool exists(const std::string& key) const = 0;
+  // Size in bytes; nullopt when the key does not exist.
+  virtual std::optional<size_t> size(const std::string& key) const = 0;
+  // Bytes [offset, offset + length) of an object (fewer at its end) into `into`, whose memory
+  // is reused from piece to piece: objects are served in pieces, never read whole into memory.
+  virtual void read(const std::string& key, size_t offset, size_t length, std::string& into) const = 0;
+  // Stores the local file `path` under `key` (whole, replacing).
+  virtual void put_file(const std::string& key, const std::string& path);
   // Keys under `prefix` (recursive), relative to the store.
   virtual std::vector<std::string> list(const std::string& prefix) const = 0;
   // Names of the "folders" right under `prefix` ("jobs/" -> job ids).
@@ -101,13 +111,21 @@ class Store {
   std::vector<std::string> list_jobs() const;
   void remove_job(const std::string& id);
 
-  // The stored upload: bytes (to serve it back), or a local file to decode.
+  // Keys of a job's objects, to serve them in pieces (Blobs::size, Blobs::read).
+  std::string input_key(const Job& job, int index) const;
+  std::string result_key(const std::string& id, int index) const;
+  // nullopt for a name that is not a plain relative path (see valid_output_name).
+  std::optional<std::string> output_key(const std::string& id, const std::string& name) const;
+  // The stored upload's bytes (tools and tests; the service serves it in pieces), or a local
+  // file to decode.
   std::optional<std::string> input(const Job& job, int index) const;
   Blobs::LocalFile local_input(const Job& job, int index, const std::string& scratch) const;
 
   void mark_started(const std::string& id, int index, const std::string& worker);
   bool started(const std::string& id, int index) const;
   std::string started_by(const std::string& id, int index) const;  // "" if not started
+  // Writes summary/<n>.json (state, duration, events, warnings or error: what a status call
+  // shows), then results/<n>.json (everything, frame scores and spectrogram included).
   void write_result(const std::string& id, int index, const FileResult& r);
   bool has_result(const std::string& id, int index) const;
   // The stored result (with frame scores when written with them); nullopt if absent/unreadable.
@@ -127,7 +145,8 @@ class Store {
   // done or failed (what state() says), with one read for jobs that have a report.
   bool over(const Job& job) const;
   // {"id", "state", "created_at", "progress": {"files", "done", "fraction"}, "files": [...],
-  //  "error"?, "links"?}: the body of GET /v1/jobs/{id}.
+  //  "error"?, "links"?}: the body of GET /v1/jobs/{id}. Read from the small per-file summaries,
+  //  never from the full results (a job written before summaries existed gets them once).
   nlohmann::json status(const Job& job) const;
   // Removes jobs that ended (done or failed) more than `max_age_s` ago; returns how many.
   size_t prune(double max_age_s);

@@ -1,6 +1,7 @@
-// The web page served at "/": one self-contained HTML document (no CDN, no network beyond
-// this server's own API). Upload a file or open a job by id; it shows the spectrogram drawn
-// from the per-file result JSON with the events as regions, an events table whose rows play
+// The web page served at "/": an HTML document with its script (/app.js) and style sheet
+// (/app.css) served by this server (no CDN, no network beyond this server's own API; no inline
+// script or style, so the Content-Security-Policy can forbid both). Upload a file or open a job
+// by id; it shows the spectrogram drawn from the per-file result JSON with the events as regions, an events table whose rows play
 // their stretch of the uploaded audio, and links to the CSV/JSON/labels downloads and report.
 #include "serve/server.hpp"
 
@@ -12,8 +13,35 @@ const char* web_page() {
   return R"HTML(<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Earmark</title>
-<style>
-:root{--fg:#1d2330;--mute:#5b6475;--line:#d8dce4;--acc:#2457c5;--bg:#f6f7f9}
+<link rel="stylesheet" href="app.css"></head>
+<body data-state="idle">
+<header><h1>Earmark</h1><span>find sound events in recordings</span></header>
+<main>
+<section>
+ <form id="upload"><input type="file" id="file" accept="audio/*,.wav,.flac,.ogg,.opus,.mp3,.m4a" multiple>
+  <button id="send" type="submit">Find events</button>
+  <span class="mute">or open job</span><input type="text" id="jobid" placeholder="job id"><button id="open" type="button">Open</button></form>
+ <div id="status">Choose an audio file.</div><div class="bar"><div id="progress"></div></div>
+</section>
+<section id="result" hidden>
+ <div class="files" id="files"></div>
+ <h2 id="fname"></h2>
+ <div id="ferror" class="ferr"></div>
+ <div class="spec" id="spec"><canvas id="canvas" width="10" height="10"></canvas><div class="cursor" id="cursor"></div></div>
+ <audio id="audio" controls preload="auto"></audio>
+ <div class="links" id="links"></div>
+ <table id="events"><thead><tr><th>#</th><th>label</th><th>onset (s)</th><th>offset (s)</th><th>confidence</th></tr></thead><tbody></tbody></table>
+ <div id="warnings" class="warn"></div>
+</section>
+</main>
+<script src="app.js"></script>
+</body></html>
+)HTML";
+}
+
+
+const char* web_style() {
+  return R"CSS(:root{--fg:#1d2330;--mute:#5b6475;--line:#d8dce4;--acc:#2457c5;--bg:#f6f7f9}
 *{box-sizing:border-box}body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:var(--fg);background:var(--bg);margin:0}
 header{background:#1d2330;color:#fff;padding:12px 24px}header h1{font-size:20px;margin:0}header span{color:#aab3c5;font-size:13px}
 main{max-width:1100px;margin:0 auto;padding:16px 24px}
@@ -35,29 +63,12 @@ th{font-weight:600;color:var(--mute);font-size:13px}tr.event{cursor:pointer}tr.e
 .also{color:var(--mute)}
 .links a{margin-right:14px}.files button{background:#e8ecf4;color:var(--fg);margin:0 6px 6px 0}.files button.on{background:var(--acc);color:#fff}
 .warn{color:#8a5a00}.ferr{color:#b3261e}
-</style></head>
-<body data-state="idle">
-<header><h1>Earmark</h1><span>find sound events in recordings</span></header>
-<main>
-<section>
- <form id="upload"><input type="file" id="file" accept="audio/*,.wav,.flac,.ogg,.opus,.mp3,.m4a" multiple>
-  <button id="send" type="submit">Find events</button>
-  <span style="color:var(--mute)">or open job</span><input type="text" id="jobid" placeholder="job id"><button id="open" type="button">Open</button></form>
- <div id="status">Choose an audio file.</div><div class="bar"><div id="progress"></div></div>
-</section>
-<section id="result" hidden>
- <div class="files" id="files"></div>
- <h2 id="fname" style="font-size:17px;margin:4px 0 8px"></h2>
- <div id="ferror" class="ferr"></div>
- <div class="spec" id="spec"><canvas id="canvas" width="10" height="10"></canvas><div class="cursor" id="cursor"></div></div>
- <audio id="audio" controls preload="auto" style="width:100%;margin-top:8px"></audio>
- <div class="links" id="links"></div>
- <table id="events"><thead><tr><th>#</th><th>label</th><th>onset (s)</th><th>offset (s)</th><th>confidence</th></tr></thead><tbody></tbody></table>
- <div id="warnings" class="warn"></div>
-</section>
-</main>
-<script>
-"use strict";
+.mute{color:var(--mute)}#fname{font-size:17px;margin:4px 0 8px}#audio{width:100%;margin-top:8px}
+)CSS";
+}
+
+const char* web_script() {
+  return R"JS("use strict";
 const $ = (id) => document.getElementById(id);
 const COLORS = ["#e6194b","#3cb44b","#ffe119","#4363d8","#f58231","#911eb4","#46f0f0","#f032e6","#bcf60c","#fabebe","#008080","#e6beff"];
 let job = null, current = 0, stopAt = null, stopTimer = 0;
@@ -219,9 +230,7 @@ $("open").addEventListener("click", () => { const id = $("jobid").value.trim(); 
     await submit([new File([blob], name, { type: blob.type || "application/octet-stream" })]);
   } else if (h.get("job")) { $("jobid").value = h.get("job"); await follow(h.get("job")); }
 })();
-</script>
-</body></html>
-)HTML";
+)JS";
 }
 
 }  // namespace earmark::serve
