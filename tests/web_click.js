@@ -85,7 +85,9 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
   const duration = await evaluate('+document.getElementById("spec").dataset.duration');
   let row = -1;
   result.rows.forEach((r, i) => {
-    const inside = r.onset > 0 && r.offset < duration - 0.5;
+    // Long enough (0.5 s) to see it playing between its onset and its offset: boundaries placed
+    // from the signal give some events (a door slam) less than 0.1 s.
+    const inside = r.onset > 0 && r.offset < duration - 0.5 && r.offset - r.onset >= 0.5;
     if (inside && (row < 0 || r.offset - r.onset < result.rows[row].offset - result.rows[row].onset)) row = i;
   });
   if (row < 0) row = 0;
