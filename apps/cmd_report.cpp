@@ -4,11 +4,13 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <sstream>
 
 #include "commands.hpp"
 #include "earmark/earmark.hpp"
 #include "report/report.hpp"
 #include "report/writers.hpp"
+#include "util/file.hpp"
 
 namespace earmark::cli {
 
@@ -25,10 +27,12 @@ void run_report(const ReportOptions& o) {
   namespace fs = std::filesystem;
   const fs::path dir(o.run_dir);
   const fs::path events = dir / "events.json";
-  std::ifstream f(events, std::ios::binary);
-  if (!f)
+  std::error_code ec;
+  if (!fs::exists(events, ec))
     throw Error(events.string() +
                 ": cannot open; give the output folder of 'earmark detect' run with the json format (the default)");
+  // Bounded: a FIFO or device named events.json is refused, not read forever.
+  std::istringstream f(util::read_file_bounded(events.string(), util::kMaxResultsBytes, "events.json"));
   const auto results = report::read_json(f, events.string());
 
   report::RunInfo info;
