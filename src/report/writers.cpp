@@ -159,14 +159,21 @@ std::string lower(std::string s) {
   return s;
 }
 
-// One distinct stem per result, in input order; "events" is taken by the run-wide files.
+// One distinct stem per result, in input order; no stem whose per-file outputs would be a
+// run-wide file (compared case-insensitively, for case-insensitive file systems).
 std::vector<std::string> unique_stems(const std::vector<FileResult>& results) {
-  std::set<std::string> taken = {"events"};
+  std::set<std::string> taken;
+  auto run_wide = [](const std::string& stem) {
+    for (const auto& suffix : kPerFileSuffixes)
+      for (const auto& name : kRunWideFiles)
+        if (lower(stem + suffix) == name) return true;
+    return false;
+  };
   std::vector<std::string> stems;
   for (const auto& r : results) {
     const std::string base = safe_stem(r.path);
     std::string stem = base;
-    for (int k = 2; taken.count(lower(stem)) != 0; ++k) stem = base + "-" + std::to_string(k);
+    for (int k = 2; taken.count(lower(stem)) != 0 || run_wide(stem); ++k) stem = base + "-" + std::to_string(k);
     taken.insert(lower(stem));
     stems.push_back(stem);
   }
