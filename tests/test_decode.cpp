@@ -619,6 +619,27 @@ TEST(DecodeHostile, AllNanOrInfFloatAudioIsAnError) {
   }
 }
 
+// Found by fuzz/fuzz_decode: finite but huge float samples (3e38) came out of the resampler
+// as infinity.
+TEST(DecodeHostile, HugeFloatSamplesAreDamageNotAudio) {
+  TempDir tmp;
+  const auto path = tmp / "huge.wav";
+  auto x = sine(440.0, 1.0, 8000, 0.5);
+  for (size_t i = 0; i < x.size(); i += 2) x[i] = 3e38f;
+  write_wav_f32(path, x, 8000);
+  AudioReader reader(path.string(), 32000);
+  std::vector<float> y;
+  while (reader.read(y, 4096) > 0) {
+  }
+  ASSERT_GT(y.size(), 0u);
+  for (float v : y) ASSERT_TRUE(std::isfinite(v));
+  ASSERT_EQ(reader.warnings().size(), 1u);
+  EXPECT_NE(reader.warnings()[0].find("4000 of 8000 samples"), std::string::npos) << reader.warnings()[0];
+  const auto all = tmp / "all-huge.wav";
+  write_wav_f32(all, std::vector<float>(8000, -1e30f), 8000);
+  expect_error([&] { decode_file(all.string()); }, all, "NaN or infinite");
+}
+
 TEST(DecodeHostile, SomeNanSamplesAreAWarning) {
   TempDir tmp;
   const auto path = tmp / "some.wav";

@@ -57,6 +57,11 @@ float to_float<float>(float v) { return v; }
 template <>
 float to_float<double>(double v) { return float(v); }
 
+// Float samples are nominally within [-1, 1]; beyond this they are not audio but damaged data,
+// and huge finite values (3e38) overflow to infinity in the resampler and every later stage
+// (found by fuzz/fuzz_decode). They are treated like NaN: replaced by 0 and counted.
+constexpr float kMaxSampleMagnitude = 1e6f;
+
 template <typename T>
 size_t mix(const uint8_t* const* planes, bool planar, int channels, size_t samples, float* out) {
   const float scale = 1.0f / float(channels);
@@ -71,7 +76,7 @@ size_t mix(const uint8_t* const* planes, bool planar, int channels, size_t sampl
     }
     const float m = channels == 1 ? acc : acc * scale;
     // A damaged float stream can decode to inf/NaN, which would poison every later stage.
-    if (std::isfinite(m)) {
+    if (std::isfinite(m) && std::abs(m) <= kMaxSampleMagnitude) {
       out[i] = m;
     } else {
       out[i] = 0.0f;
@@ -658,13 +663,13 @@ struct AudioReader::Impl final : LogSink {
     info.duration_s = decoded;
     // NaN or infinite samples were replaced by silence; never pass that off as a quiet file.
     if (nonfinite_samples > 0 && nonfinite_samples >= source_samples)
-      fail("every sample is NaN or infinite (" + std::to_string(nonfinite_samples) +
+      fail("every sample is NaN or infinite (or beyond 1e6 in magnitude) (" + std::to_string(nonfinite_samples) +
            " samples); the float data is damaged, there is no audio to analyse");
     if (nonfinite_samples > 0) {
       char buf[200];
       std::snprintf(buf, sizeof buf,
-                    "%zu of %llu samples (%.2f%%) are NaN or infinite and were replaced by silence; the float "
-                    "data is damaged",
+                    "%zu of %llu samples (%.2f%%) are NaN or infinite (or beyond 1e6 in magnitude) and were "
+                    "replaced by silence; the float data is damaged",
                     nonfinite_samples, static_cast<unsigned long long>(source_samples),
                     100.0 * double(nonfinite_samples) / double(source_samples));
       warn(buf);
