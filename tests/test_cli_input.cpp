@@ -140,6 +140,15 @@ TEST(CliInput, TablesAndHeadsAreNotReadFromPipesOrDevices) {
   EXPECT_TRUE(has(earmark::testing::error_of([&] { earmark::model::Head::load(head.string()); }), "head.json"));
 }
 
+TEST(CliInput, SynthSpecFromAPipeFailsFast) {
+  TempDir tmp;
+  const auto fifo = tmp / "spec.yaml";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const Ran r = cli("synth -o " + (tmp / "out").string() + " --spec " + fifo.string());
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_TRUE(has(r.output, "not a regular file")) << r.output;
+}
+
 TEST(CliInput, ReportRefusesADeviceAsEventsJson) {
   TempDir tmp;
   fs::create_symlink("/dev/zero", tmp / "events.json");

@@ -18,6 +18,7 @@
 #include "earmark/earmark.hpp"
 #include "synth/audible.hpp"
 #include "util/csv.hpp"
+#include "util/file.hpp"
 
 namespace earmark::synth {
 
@@ -301,11 +302,9 @@ SoundscapeSpec SoundscapeSpec::from_yaml_text(const std::string& text, const std
 }
 
 SoundscapeSpec SoundscapeSpec::from_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error(path + ": cannot open the synth spec; check the path");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return from_yaml_text(ss.str(), path, fs::path(path).parent_path().string());
+  // Bounded: a FIFO or device is refused, not read forever.
+  return from_yaml_text(util::read_file_bounded(path, util::kMaxConfigBytes, "synth spec"), path,
+                        fs::path(path).parent_path().string());
 }
 
 std::string SoundscapeSpec::to_json() const {
@@ -609,8 +608,7 @@ class Renderer {
     const auto& es = spec_.events;
     std::vector<std::string> wanted = es.clips;
     if (!es.clips_file.empty()) {
-      std::ifstream f(es.clips_file);
-      if (!f) throw Error(es.clips_file + ": cannot open the clip list; check events.clips_file");
+      std::istringstream f(util::read_file_bounded(es.clips_file, util::kMaxTableBytes, "clip list (events.clips_file)"));
       for (std::string line; std::getline(f, line);) {
         while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.pop_back();
         const auto first = line.find_first_not_of(" \t");
