@@ -107,6 +107,18 @@ TEST(CliInput, EvalRefusesHugeTimesNamingFileAndLine) {
   }
 }
 
+TEST(CliInput, EvalBoundsTheSegmentRollsToo) {
+  // Times within a week, but 1 ms segments: 6e8 segments per class.
+  TempDir tmp;
+  const auto ref = tmp / "ref.tsv";
+  std::ofstream(ref) << "a.wav\t0\t600000\tDog\n";
+  const Ran r = cli("eval --ref " + ref.string() + " --est " + ref.string() + " --segment 0.001");
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_TRUE(has(r.output, "a.wav")) << r.output;
+  EXPECT_TRUE(has(r.output, "longer segment")) << r.output;
+  EXPECT_LT(r.seconds, 30.0);
+}
+
 TEST(CliInput, EvalCapsTimesAtTheFileDuration) {
   TempDir tmp;
   const auto ref = tmp / "ref.tsv", est = tmp / "est.tsv", dur = tmp / "durations.tsv";
