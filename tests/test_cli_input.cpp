@@ -152,6 +152,18 @@ TEST(CliInput, TablesAndHeadsAreNotReadFromPipesOrDevices) {
   EXPECT_TRUE(has(earmark::testing::error_of([&] { earmark::model::Head::load(head.string()); }), "head.json"));
 }
 
+TEST(CliInput, SynthSpecNumbersMustBeFinite) {
+  TempDir tmp;
+  for (const char* line : {"duration_s: .nan", "peak_dbfs: -.inf", "events: {overlap_prob: .nan}",
+                           "noise: {color: pink, snr_db: .inf}"}) {
+    const auto spec = tmp / "spec.yaml";
+    std::ofstream(spec) << line << "\n";
+    const Ran r = cli("synth -o " + (tmp / "out").string() + " --spec " + spec.string());
+    EXPECT_EQ(r.status, 2) << line << "\n" << r.output;
+    EXPECT_TRUE(has(r.output, "NaN") || has(r.output, "infinite")) << line << "\n" << r.output;
+  }
+}
+
 TEST(CliInput, SynthSpecFromAPipeFailsFast) {
   TempDir tmp;
   const auto fifo = tmp / "spec.yaml";

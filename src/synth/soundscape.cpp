@@ -195,6 +195,15 @@ std::string resolve(const std::string& p, const std::string& base) {
 // Spec
 
 void SoundscapeSpec::validate() const {
+  // One rule for every number (as for the detection config): finite first, NaN and infinity
+  // named; the ranges follow.
+  const std::pair<const char*, double> numbers[] = {
+      {"duration_s", duration_s},         {"peak_dbfs", peak_dbfs},           {"events.min_gap_s", events.min_gap_s},
+      {"events.mean_gap_s", events.mean_gap_s}, {"events.snr_db", events.snr_min_db}, {"events.snr_db", events.snr_max_db},
+      {"events.overlap_prob", events.overlap_prob}, {"tv.level_db", tv.level_db}, {"noise.snr_db", noise.snr_db}};
+  for (const auto& [key, v] : numbers)
+    if (!std::isfinite(v)) bad(key, std::string("is ") + (std::isnan(v) ? "NaN (not a number)" : "infinite") +
+                                        "; give a finite number");
   if (name.empty() || name.find('/') != std::string::npos || name.find('\\') != std::string::npos)
     bad("name", "must be a plain file name (no folders)");
   if (count < 1 || count > 100000) bad("count", "must be between 1 and 100000");
