@@ -74,6 +74,17 @@ TEST(CliInput, BadNumbersAreUsageErrorsNamingTheFlag) {
   }
 }
 
+TEST(CliInput, ServeNumbersMustBeFinite) {
+  for (const char* args : {"--keep-hours nan", "--max-upload-mb inf", "--lease-s nan"}) {
+    // timeout: were the flag accepted, the server would start and serve.
+    int status = -1;
+    const std::string out = earmark::testing::run(
+        "timeout 20 " + earmark::testing::cli_path().string() + " serve --port 0 " + args, &status);
+    EXPECT_EQ(status, 2) << args << "\n" << out;
+    EXPECT_TRUE(has(out, std::string(args).substr(0, std::string(args).find(' ')))) << out;
+  }
+}
+
 TEST(CliInput, ConfigFromADeviceFailsFast) {
   // --config /dev/zero grew to 17 GB.
   const Ran r = cli("detect a.wav --config /dev/zero");
