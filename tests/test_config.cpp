@@ -89,6 +89,7 @@ static const std::vector<std::pair<std::string, std::string>> kNumericKeys = {
     {"frames", "chunk_s"},
     {"frames", "context_s"},
     {"frames", "pool_columns"},
+    {"frames", "passes"},
     {"frames", "window_s"},
     {"frames", "hop_s"},
     {"frames", "min_input_s"},
@@ -98,6 +99,9 @@ static const std::vector<std::pair<std::string, std::string>> kNumericKeys = {
     {"events", "min_duration_s"},
     {"events", "merge_gap_s"},
     {"events", "max_classes_per_frame"},
+    {"events", "refine_search_s"},
+    {"events", "refine_threshold_db"},
+    {"events", "refine_bridge_s"},
 };
 
 static const std::vector<std::pair<std::string, std::string>> kConditionKeys = {
@@ -116,7 +120,8 @@ static std::string load_error(const std::string& yaml) {
 TEST(Config, NanAndInfinityAreRefusedForEveryNumberAndNamed) {
   for (const char* bad : {".nan", ".inf", "-.inf"}) {
     for (const auto& [section, key] : kNumericKeys) {
-      const bool is_int = key == "threads" || key == "batch" || key == "pool_columns" || key == "max_classes_per_frame";
+      const bool is_int = key == "threads" || key == "batch" || key == "pool_columns" || key == "passes" ||
+                          key == "max_classes_per_frame";
       if (is_int) continue;  // an integer key refuses .nan as the wrong type (checked below)
       const std::string msg = load_error(section + ":\n  " + key + ": " + bad + "\n");
       EXPECT_NE(msg.find(section + "." + key), std::string::npos) << bad << ": " << msg;
