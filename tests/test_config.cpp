@@ -223,3 +223,17 @@ TEST(Config, ConfigFileIsReadBounded) {
   EXPECT_NE(earmark::testing::error_of([&] { Config::from_file(tmp.path().string()); }).find("folder"),
             std::string::npos);
 }
+
+// Found by fuzz/fuzz_config: a per_class label with invalid UTF-8 and NUL bytes loaded, but
+// printed and read back as another label.
+TEST(Config, LabelsAndNamesMustBeText) {
+  for (const std::string& y : {std::string("events:\n  per_class: {\"Doc\\0g\": {on: 0.5}}\n"),
+                              std::string("events:\n  deny: [\"Sil\xff\xff" "ence\"]\n"),
+                              std::string("events:\n  groups: {Dog: [\"Ba\\x01rk\"]}\n"),
+                              std::string("model:\n  name: \"mn04\\t_as\"\n")}) {
+    const std::string msg = load_error(y);
+    EXPECT_TRUE(msg.find("control character") != std::string::npos || msg.find("UTF-8") != std::string::npos)
+        << y << ": " << msg;
+  }
+  EXPECT_EQ(load_error("events:\n  deny: [Whimper (dog), Caf\xc3\xa9]\n"), "<no error>");
+}
