@@ -357,3 +357,18 @@ TEST(WriteOutputs, PerFileOutputsNeverOverwriteRunWideFiles) {
     EXPECT_TRUE(per_file || run_wide) << name << " is neither a per-file output nor in kRunWideFiles";
   }
 }
+
+// Found by fuzz/fuzz_report: a float where events.json has an integer (1e21 spectrogram bins,
+// sample rate) was converted to int with undefined behaviour; now it is an error naming it.
+TEST(Json, ReadJsonRefusesNonIntegerCounts) {
+  for (const char* text :
+       {R"({"files": [{"path": "a.wav", "info": {"source_rate": 1e21}}]})",
+        R"({"files": [{"path": "a.wav", "spectrogram": {"bins": 1e21, "columns": 1, "min": 0, "max": 1,
+            "seconds_per_column": 0.1, "encoding": "u8_base64", "data": "AA=="}}]})",
+        R"({"files": [{"path": "a.wav", "quality": {"clipped_samples": -3}}]})",
+        R"({"files": [{"path": "a.wav", "info": {"source_channels": 2.5}}]})"}) {
+    std::istringstream in(text);
+    const std::string msg = earmark::testing::error_of([&] { report::read_json(in, "e.json"); });
+    EXPECT_NE(msg.find("e.json: a.wav"), std::string::npos) << text << ": " << msg;
+  }
+}
