@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <set>
 
 #include <fmt/format.h>
@@ -139,12 +140,13 @@ void add_detect_command(CLI::App& app) {
   cmd->add_option("-c,--config", o->config_file, "YAML or JSON configuration file");
   cmd->add_option("-m,--model", o->model, "model name (mn04_as, mn10_as, ...) or path of a .pt checkpoint");
   cmd->add_option("--models-dir", o->models_dir, "folder with the checkpoints (default: $EARMARK_MODELS)");
-  cmd->add_option("-t,--threads", o->threads, "network threads (0: all cores)");
+  cmd->add_option("-t,--threads", o->threads, "network threads (0: all cores)")->check(config_number("model.threads"));
   cmd->add_option("--method", o->method, "frame scores: columns (default) or windows");
   cmd->add_option("--shard", o->shard,
                   "INDEX/COUNT: process only files INDEX, INDEX+COUNT, ... of the sorted input list "
                   "(COUNT processes, e.g. an indexed Kubernetes Job, cover every file once)");
-  cmd->add_option("--threshold", o->threshold, "detection threshold for every class (0..1)");
+  cmd->add_option("--threshold", o->threshold, "detection threshold for every class (0..1)")
+      ->check(config_number("events.threshold_on"));
   cmd->add_option("--head", o->heads, "custom-class head folder from `earmark train` (repeatable; adds its classes)")
       ->allow_extra_args(false);
   cmd->add_flag("--head-only", o->head_only, "report only the heads' classes, not the AudioSet ones");

@@ -143,8 +143,9 @@ void run_eval(const EvalOptions& o) {
     p1.n_thresholds = p2.n_thresholds = n;
   }
 
-  ev::EventTable ref = ev::read_events_tsv(o.ref);
+  // Durations first: they bound the times the event lists may hold.
   ev::Durations durations = o.durations.empty() ? ev::Durations{} : ev::read_durations_tsv(o.durations);
+  ev::EventTable ref = ev::read_events_tsv(o.ref, &durations);
   std::unique_ptr<ev::LabelMap> map;
   if (!o.map.empty()) {
     map = std::make_unique<ev::LabelMap>(ev::LabelMap::load(o.map));
@@ -161,7 +162,7 @@ void run_eval(const EvalOptions& o) {
   ev::EventTable est;
   std::string est_note;
   if (!o.est.empty()) {
-    est = ev::read_events_tsv(o.est);
+    est = ev::read_events_tsv(o.est, &durations);
     std::vector<std::string> stray;
     for (const auto& f : est.files())
       if (!known.count(f)) stray.push_back(f);
@@ -294,16 +295,21 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--audioset-labels", o->audioset_labels,
                   "class_labels_indices.csv to check the map's AudioSet names against")
       ->check(CLI::ExistingFile);
-  cmd->add_option("--collar", o->collar, "event-based onset collar, seconds")->capture_default_str();
+  cmd->add_option("--collar", o->collar, "event-based onset collar, seconds")
+      ->check(number_in(0, 3600, "must be between 0 and 3600 seconds"))
+      ->capture_default_str();
   cmd->add_option("--offset-ratio", o->offset_ratio,
                   "event-based offset collar: max(collar, this x reference length)")
+      ->check(number_in(0, 10, "must be between 0 and 10"))
       ->capture_default_str();
   cmd->add_flag("--onset-only", o->onset_only, "event-based: ignore offsets");
   cmd->add_option("--matching", o->matching, "event-based pairing: optimal (sed_eval default) or greedy")
       ->capture_default_str();
   cmd->add_option("--segment", o->segment, "segment length of the segment-based metrics, seconds")
+      ->check(number_in(0.001, 3600, "must be between 0.001 and 3600 seconds"))
       ->capture_default_str();
   cmd->add_option("--threshold", o->threshold, "with --scores and no --est: score threshold that makes events")
+      ->check(number_in(0, 1, "must be a score between 0 and 1"))
       ->capture_default_str();
   cmd->add_option("--psds-thresholds", o->psds_thresholds,
                   "PSDS sweep: a count n of thresholds (2k+1)/(2n), or 'exact' for every distinct score")

@@ -2,6 +2,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <cmath>
 #include <iostream>
 
 #include "commands.hpp"
@@ -76,6 +77,10 @@ void add_serve_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--demo-dir", cfg->demo_dir, "serve audio files from this folder at /demo/NAME (tests, demos)")
       ->group("");
+  // ServeConfig::validate() holds the ranges; the flags refuse NaN and infinity by name here.
+  for (const char* name : {"--port", "--keep-hours", "--workers", "--max-upload-mb", "--lease-s", "--sync-timeout-s",
+                           "--http-threads"})
+    cmd->get_option(name)->check(number_in(-HUGE_VAL, HUGE_VAL, "must be a finite number"));
   cmd->callback([cfg] { exit_code = run_serve(*cfg); });
 }
 

@@ -1,4 +1,5 @@
 // earmark synth: build evaluation soundscapes with known ground truth (see src/synth/).
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -61,6 +62,10 @@ void add_synth_command(CLI::App& app) {
   auto* o_tv_level = cmd->add_option("--tv-level", a->tv_level, "TV bed RMS relative to the background, dB");
   auto* o_noise = cmd->add_option("--noise", a->noise, "none, white, pink or brown");
   auto* o_noise_snr = cmd->add_option("--noise-snr", a->noise_snr, "background RMS over noise RMS, dB");
+
+  // The spec's validate() holds the ranges; the flags refuse NaN and infinity by name here.
+  for (auto* o : {o_dur, o_peak, o_gap, o_min_gap, o_snr, o_overlap, o_tv_level, o_noise_snr})
+    o->check(number_in(-HUGE_VAL, HUGE_VAL, "must be a finite number"));
 
   cmd->callback([=] {
     synth::SoundscapeSpec s = a->spec_path.empty() ? synth::SoundscapeSpec{} : synth::SoundscapeSpec::from_file(a->spec_path);

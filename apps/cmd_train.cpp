@@ -68,14 +68,26 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("-c,--config", a->config_file, "configuration (model and frames settings as for detect)");
   cmd->add_option("-m,--model", a->model, "model name or checkpoint path (default mn04_as)");
   cmd->add_option("--models-dir", a->models_dir, "folder with the checkpoints (default: $EARMARK_MODELS)");
-  cmd->add_option("-t,--threads", a->threads, "network threads (0: all cores)");
-  cmd->add_option("--hidden", a->opt.fit.hidden, "hidden units of an MLP head (0: logistic regression)")->capture_default_str();
+  cmd->add_option("-t,--threads", a->threads, "network threads (0: all cores)")->check(config_number("model.threads"));
+  cmd->add_option("--hidden", a->opt.fit.hidden, "hidden units of an MLP head (0: logistic regression)")
+      ->check(number_in(0, 4096, "must be between 0 and 4096"))
+      ->capture_default_str();
   cmd->add_option("--seed", a->opt.fit.seed, "random seed (split, initialisation, augmentation)")->capture_default_str();
-  cmd->add_option("--epochs", a->opt.fit.max_epochs, "most epochs (early stopping on held-out clips)")->capture_default_str();
-  cmd->add_option("--lr", a->opt.fit.lr, "Adam learning rate")->capture_default_str();
-  cmd->add_option("--weight-decay", a->opt.fit.weight_decay, "L2 weight decay")->capture_default_str();
-  cmd->add_option("--mixes", a->opt.mixes, "augmented copies of each clip over negatives/noise")->capture_default_str();
-  cmd->add_option("--min-clips", a->opt.min_clips, "fewest usable clips per class")->capture_default_str();
+  cmd->add_option("--epochs", a->opt.fit.max_epochs, "most epochs (early stopping on held-out clips)")
+      ->check(number_in(1, 100000, "must be between 1 and 100000"))
+      ->capture_default_str();
+  cmd->add_option("--lr", a->opt.fit.lr, "Adam learning rate")
+      ->check(number_in(1e-9, 10, "must be a learning rate between 1e-9 and 10"))
+      ->capture_default_str();
+  cmd->add_option("--weight-decay", a->opt.fit.weight_decay, "L2 weight decay")
+      ->check(number_in(0, 10, "must be between 0 and 10"))
+      ->capture_default_str();
+  cmd->add_option("--mixes", a->opt.mixes, "augmented copies of each clip over negatives/noise")
+      ->check(number_in(0, 100, "must be between 0 and 100"))
+      ->capture_default_str();
+  cmd->add_option("--min-clips", a->opt.min_clips, "fewest usable clips per class")
+      ->check(number_in(1, 100000, "must be between 1 and 100000"))
+      ->capture_default_str();
   cmd->add_flag("-q,--quiet", a->quiet, "no progress on stderr");
   cmd->callback([a] {
     if (a->opt.fit.hidden < 0 || a->opt.mixes < 0 || a->opt.min_clips < 1)

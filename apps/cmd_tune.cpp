@@ -258,22 +258,31 @@ void add_tune_command(CLI::App& app) {
   cmd->add_option("-c,--config", o->config_file, "base configuration (YAML or JSON)")->check(CLI::ExistingFile);
   cmd->add_option("-o,--out", o->out, "where to write the tuned configuration")->capture_default_str();
   cmd->add_option("--holdout", o->holdout, "share of the files held out for the before/after check")
+      ->check(number_in(0, 0.9, "must be a share between 0 and 0.9"))
       ->capture_default_str();
   cmd->add_option("--seed", o->seed, "seed of the tune/held-out split")->capture_default_str();
   cmd->add_option("--thresholds", o->thresholds, "on-thresholds to try (default 0.05,0.10,...,0.90)")
+      ->check(number_in(0, 1, "must be scores between 0 and 1"))
       ->delimiter(',');
-  cmd->add_option("--off-ratio", o->off_ratio, "off-threshold = on x this")->capture_default_str();
+  cmd->add_option("--off-ratio", o->off_ratio, "off-threshold = on x this")
+      ->check(number_in(0, 1, "must be between 0 and 1"))
+      ->capture_default_str();
   cmd->add_option("--medians", o->medians, "median filter lengths to try, in frames (odd; default 1,3,5,7)")
+      ->check(number_in(1, 1001, "must be odd frame counts between 1 and 1001"))
       ->delimiter(',');
   cmd->add_option("--min-events", o->min_events,
                   "classes with fewer reference events in the tune split keep the base setting")
+      ->check(number_in(0, 1e9, "must be a count, 0 or more"))
       ->capture_default_str();
-  cmd->add_option("--collar", o->collar, "event-based onset collar, seconds (as eval)")->capture_default_str();
+  cmd->add_option("--collar", o->collar, "event-based onset collar, seconds (as eval)")
+      ->check(number_in(0, 3600, "must be between 0 and 3600 seconds"))
+      ->capture_default_str();
   cmd->add_option("--offset-ratio", o->offset_ratio, "event-based offset collar: max(collar, this x length)")
+      ->check(number_in(0, 10, "must be between 0 and 10"))
       ->capture_default_str();
   cmd->add_option("-m,--model", o->model, "model name or checkpoint path");
   cmd->add_option("--models-dir", o->models_dir, "folder with the checkpoints (default: $EARMARK_MODELS)");
-  cmd->add_option("-t,--threads", o->threads, "network threads (0: all cores)");
+  cmd->add_option("-t,--threads", o->threads, "network threads (0: all cores)")->check(config_number("model.threads"));
   cmd->add_flag("-q,--quiet", o->quiet, "no progress");
   cmd->callback([o] { run_tune(*o); });
 }

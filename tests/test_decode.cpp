@@ -4,7 +4,14 @@ extern "C" {
 #include <libavutil/samplefmt.h>
 }
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <chrono>
+#include <future>
+#include <limits>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -554,6 +561,146 @@ TEST(DecodeErrors, MutatedFilesNeverCrash) {
   EXPECT_EQ(decoded + rejected, 200);
   // Most single-byte damage in audio data is survivable: many mutations must still decode.
   EXPECT_GT(decoded, 50);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile input (issue 14 item 9)
+
+// A 32-bit float WAV (format 3) of `x`, mono.
+void write_wav_f32(const fs::path& p, const std::vector<float>& x, int rate) {
+  std::string b;
+  auto u32 = [&](uint32_t v) { for (int i = 0; i < 4; ++i) b += char((v >> (8 * i)) & 0xff); };
+  auto u16 = [&](uint16_t v) { for (int i = 0; i < 2; ++i) b += char((v >> (8 * i)) & 0xff); };
+  const uint32_t data = uint32_t(x.size() * 4);
+  b += "RIFF";
+  u32(36 + data);
+  b += "WAVEfmt ";
+  u32(16);
+  u16(3);  // IEEE float
+  u16(1);
+  u32(uint32_t(rate));
+  u32(uint32_t(rate) * 4);
+  u16(4);
+  u16(32);
+  b += "data";
+  u32(data);
+  b.append(reinterpret_cast<const char*>(x.data()), x.size() * 4);
+  write_bytes(p, b);
+}
+
+TEST(DecodeHostile, NamedPipeIsRefusedNotWaitedOn) {
+  TempDir tmp;
+  const auto fifo = tmp / "pipe.wav";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  auto opened = std::async(std::launch::async, [&] {
+    return earmark::testing::error_of([&] { AudioReader r(fifo.string()); });
+  });
+  if (opened.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+    // Unblock the reader (open and close the other end, as often as it opens the pipe again)
+    // so that the test ends, then fail.
+    while (opened.wait_for(std::chrono::milliseconds(50)) != std::future_status::ready) {
+      const int fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK);
+      if (fd >= 0) ::close(fd);
+    }
+    FAIL() << "AudioReader blocked on a named pipe";
+  }
+  const std::string msg = opened.get();
+  EXPECT_NE(msg.find(fifo.string()), std::string::npos) << msg;
+  EXPECT_NE(msg.find("not a regular file"), std::string::npos) << msg;
+  expect_error([&] { decode_file("/dev/zero"); }, "/dev/zero", "not a regular file");
+}
+
+TEST(DecodeHostile, AllNanOrInfFloatAudioIsAnError) {
+  TempDir tmp;
+  for (const float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+    const auto path = tmp / "bad.wav";
+    write_wav_f32(path, std::vector<float>(32000 * 2, bad), 32000);
+    expect_error([&] { decode_file(path.string()); }, path, "NaN or infinite");
+  }
+}
+
+// Found by fuzz/fuzz_decode: finite but huge float samples (3e38) came out of the resampler
+// as infinity.
+TEST(DecodeHostile, HugeFloatSamplesAreDamageNotAudio) {
+  TempDir tmp;
+  const auto path = tmp / "huge.wav";
+  auto x = sine(440.0, 1.0, 8000, 0.5);
+  for (size_t i = 0; i < x.size(); i += 2) x[i] = 3e38f;
+  write_wav_f32(path, x, 8000);
+  AudioReader reader(path.string(), 32000);
+  std::vector<float> y;
+  while (reader.read(y, 4096) > 0) {
+  }
+  ASSERT_GT(y.size(), 0u);
+  for (float v : y) ASSERT_TRUE(std::isfinite(v));
+  ASSERT_EQ(reader.warnings().size(), 1u);
+  EXPECT_NE(reader.warnings()[0].find("4000 of 8000 samples"), std::string::npos) << reader.warnings()[0];
+  const auto all = tmp / "all-huge.wav";
+  write_wav_f32(all, std::vector<float>(8000, -1e30f), 8000);
+  expect_error([&] { decode_file(all.string()); }, all, "NaN or infinite");
+}
+
+TEST(DecodeHostile, SomeNanSamplesAreAWarning) {
+  TempDir tmp;
+  const auto path = tmp / "some.wav";
+  auto x = sine(440.0, 2.0, 32000, 0.5);
+  for (size_t i = 0; i < 3200; ++i) x[i] = std::numeric_limits<float>::quiet_NaN();
+  write_wav_f32(path, x, 32000);
+  AudioReader reader(path.string());
+  std::vector<float> y;
+  while (reader.read(y, 4096) > 0) {
+  }
+  ASSERT_EQ(y.size(), x.size());
+  for (float v : y) ASSERT_TRUE(std::isfinite(v));
+  ASSERT_EQ(reader.warnings().size(), 1u);
+  EXPECT_NE(reader.warnings()[0].find("3200 of 64000 samples"), std::string::npos) << reader.warnings()[0];
+  EXPECT_NE(reader.warnings()[0].find(path.string()), std::string::npos);
+}
+
+TEST(DecodeHostile, ContentNotExtensionPicksTheDemuxer) {
+  TempDir tmp;
+  const auto x = sine(440.0, 1.0, 32000, 0.5);
+  for (const char* name : {"wav.mp3", "wav.flac", "wav.ogg", "wav.m4a", "wav.opus"}) {
+    const auto path = tmp / name;
+    write_wav16(path, x, 32000, 1);
+    AudioInfo info;
+    std::vector<float> y;
+    ASSERT_NO_THROW(y = decode_file(path.string(), 32000, &info)) << name;
+    EXPECT_EQ(y.size(), x.size()) << name;
+    EXPECT_EQ(info.container, "wav") << name;
+  }
+}
+
+TEST(DecodeHostile, TruncatedOggIsReported) {
+  EARMARK_REQUIRE_TOOL(have_ffmpeg(), "the ffmpeg CLI");
+  TempDir tmp;
+  const auto wav = tmp / "src.wav";
+  // Long and noisy enough that the cuts below fall in the audio, not in the codec's headers.
+  write_wav16(wav, white_noise(32000 * 20, 0.1), 32000, 1);
+  for (const char* codec : {"libvorbis", "libopus", "flac"}) {
+    const auto ogg = tmp / (std::string(codec) + ".ogg");
+    ASSERT_TRUE(ffmpeg("-i " + q(wav) + " -c:a " + codec + " " + q(ogg))) << codec;
+    {
+      AudioReader whole(ogg.string());
+      std::vector<float> y;
+      while (whole.read(y, 8192) > 0) {
+      }
+      for (const auto& w : whole.warnings()) EXPECT_EQ(w.find("truncated"), std::string::npos) << codec << ": " << w;
+    }
+    const std::string bytes = read_bytes(ogg);
+    for (const double keep : {0.5, 0.9}) {
+      const auto cut = tmp / (std::string(codec) + "-cut.ogg");
+      write_bytes(cut, bytes.substr(0, size_t(double(bytes.size()) * keep)));
+      AudioReader reader(cut.string());
+      std::vector<float> y;
+      while (reader.read(y, 8192) > 0) {
+      }
+      bool said = false;
+      for (const auto& w : reader.warnings()) said = said || w.find("truncated") != std::string::npos;
+      EXPECT_TRUE(said) << codec << " cut to " << keep;
+      EXPECT_GT(y.size(), 0u);
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -131,6 +131,11 @@ TEST(ServeStore, UploadNamesAreSanitisedAndPathsRefused) {
   EXPECT_EQ(serve::sanitise_upload_name("my clip (1).wav"), "my_clip__1_.wav");
   EXPECT_EQ(serve::sanitise_upload_name(".hidden.wav"), "hidden.wav");
   EXPECT_EQ(serve::sanitise_upload_name(""), "upload");
+  // A long name is cut to its last 100 characters before leading dots are stripped, so the cut
+  // cannot leave a hidden file (found by fuzz/fuzz_upload).
+  const std::string cut = serve::sanitise_upload_name(std::string(50, 'a') + std::string(60, '.') + "x.wav");
+  EXPECT_NE(cut.front(), '.') << cut;
+  EXPECT_EQ(cut, "x.wav");
   EXPECT_THROW(serve::sanitise_upload_name("../../etc/passwd"), earmark::Error);
   EXPECT_THROW(serve::sanitise_upload_name("C:\\x.wav"), earmark::Error);
   EXPECT_THROW(serve::sanitise_upload_name(".."), earmark::Error);

@@ -7,8 +7,10 @@
 #include <fstream>
 #include <limits>
 #include <locale>
+#include <set>
 #include <sstream>
 
+#include "report/report.hpp"
 #include "report/writers.hpp"
 #include "test_support.hpp"
 
@@ -336,4 +338,62 @@ TEST(WriteOutputs, UnwritableTargetsNameThePath) {
   OutputConfig xml;
   xml.formats = {"xml"};
   EXPECT_THROW(report::write_outputs(tmp.path().string(), {}, xml), earmark::Error);
+}
+
+// issue 14 item 9: an input named run.wav lost its per-file JSON to the run's run.json.
+// Per-file outputs never collide with run-wide files, whatever the inputs are called; two
+// inputs with one name in different folders keep one output each too.
+TEST(WriteOutputs, PerFileOutputsNeverOverwriteRunWideFiles) {
+  earmark::testing::TempDir tmp;
+  const std::vector<FileResult> run = {
+      ok_file("a/run.wav", {event(0, 1, "Speech", 0.9f)}), ok_file("b/run.flac", {event(0, 1, "Music", 0.9f)}),
+      ok_file("c/RUN.ogg", {event(0, 1, "Dog", 0.9f)}),    ok_file("d/events.wav", {event(0, 1, "Cat", 0.9f)}),
+      ok_file("e/report.wav", {event(0, 1, "Cow", 0.9f)}), ok_file("f/Events.mp3", {event(0, 1, "Owl", 0.9f)}),
+      ok_file("g/events.json.wav", {event(0, 1, "Bee", 0.9f)})};
+  const auto out = tmp / "out";
+  const auto written = report::write_outputs(out.string(), run, OutputConfig{});
+  earmark::report::RunInfo info;
+  info.model_name = "mn04_as";
+  for (const auto& r : run) info.inputs.push_back(r.path);
+  const auto report_files = report::write_report(out.string(), run, info);
+
+  // Every per-file JSON still holds its own file after the report was written.
+  std::set<std::string> seen;
+  for (const auto& p : written) {
+    const std::string name = fs::path(p).filename().string();
+    if (name == "events.json" || fs::path(p).extension() != ".json") continue;
+    std::ifstream f(p, std::ios::binary);
+    std::vector<FileResult> back;
+    ASSERT_NO_THROW(back = report::read_json(f, p)) << p << " was overwritten";
+    ASSERT_EQ(back.size(), 1u) << p;
+    EXPECT_TRUE(seen.insert(back[0].path).second) << back[0].path << " written twice";
+  }
+  EXPECT_EQ(seen.size(), run.size());
+  EXPECT_NO_THROW(report::read_run_info((out / "run.json").string()));
+
+  // The run-wide list covers everything a run writes besides per-file outputs.
+  for (const auto& entry : fs::directory_iterator(out)) {
+    const std::string name = entry.path().filename().string();
+    bool per_file = false;
+    for (const auto& s : report::kPerFileSuffixes)
+      per_file = per_file || (name.size() > s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0);
+    const bool run_wide =
+        std::find(report::kRunWideFiles.begin(), report::kRunWideFiles.end(), name) != report::kRunWideFiles.end();
+    EXPECT_TRUE(per_file || run_wide) << name << " is neither a per-file output nor in kRunWideFiles";
+  }
+}
+
+// Found by fuzz/fuzz_report: a float where events.json has an integer (1e21 spectrogram bins,
+// sample rate) was converted to int with undefined behaviour; now it is an error naming it.
+TEST(Json, ReadJsonRefusesNonIntegerCounts) {
+  for (const char* text :
+       {R"({"files": [{"path": "a.wav", "info": {"source_rate": 1e21}}]})",
+        R"({"files": [{"path": "a.wav", "spectrogram": {"bins": 1e21, "columns": 1, "min": 0, "max": 1,
+            "seconds_per_column": 0.1, "encoding": "u8_base64", "data": "AA=="}}]})",
+        R"({"files": [{"path": "a.wav", "quality": {"clipped_samples": -3}}]})",
+        R"({"files": [{"path": "a.wav", "info": {"source_channels": 2.5}}]})"}) {
+    std::istringstream in(text);
+    const std::string msg = earmark::testing::error_of([&] { report::read_json(in, "e.json"); });
+    EXPECT_NE(msg.find("e.json: a.wav"), std::string::npos) << text << ": " << msg;
+  }
 }

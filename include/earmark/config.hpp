@@ -186,6 +186,21 @@ struct OutputConfig {
   bool per_file = true;       // write one file per input besides the run-wide files
 };
 
+// Every number in every configuration and CLI flag follows one rule: it is finite (NaN and
+// infinity are named as such in the error) and inside the range of its key. The ranges live in
+// one table per struct in src/config.cpp, which also drives parsing, printing and the
+// unknown-key check; the CLI checks the flags that set a key against the same table.
+
+// Throws earmark::Error unless `v` is a finite number inside the range of the configuration
+// key `key` ("events.threshold_on"). `name` is what the user wrote (a CLI flag such as
+// "--threshold"); empty: the key. Throws std::invalid_argument for a key that is not numeric.
+void check_config_number(const std::string& key, double v, const std::string& name = "");
+// The range of numeric key `key` in words ("must be a score between 0 and 1").
+std::string config_rule(const std::string& key);
+// Same rule for numbers outside the configuration (CLI options): finite and lo <= v <= hi;
+// `rule` says the range in words for the message.
+void check_number(const std::string& name, double v, double lo, double hi, const std::string& rule);
+
 struct Config {
   ModelConfig model;
   ConditionConfig condition;

@@ -8,89 +8,16 @@
 #include "condition/denoiser.hpp"
 #include "condition/filters.hpp"
 
-namespace earmark::condition {
-
-namespace {
-
-template <typename T>
-void require(bool ok, const char* key, T got, const char* what) {
-  if (!ok) throw Error(fmt::format("condition.{}: {} (got {}); fix the value in the configuration", key, what, got));
-}
-
-}  // namespace
-
-}  // namespace earmark::condition
-
 namespace earmark {
 
 using condition::kUnmeasurableDb;
-using condition::require;
 
 bool ConditionConfig::any_enabled() const {
   return dc_remove.enabled || highpass.enabled || denoise.enabled || normalize.mode != "off";
 }
 
-void ConditionConfig::validate() const {
-  require(dc_remove.cutoff_hz >= 1 && dc_remove.cutoff_hz <= 40, "dc_remove.cutoff_hz", dc_remove.cutoff_hz,
-          "must be between 1 and 40 Hz");
-  require(highpass.cutoff_hz >= 10 && highpass.cutoff_hz <= 2000, "highpass.cutoff_hz", highpass.cutoff_hz,
-          "must be between 10 and 2000 Hz");
-
-  const auto& n = normalize;
-  require(n.mode == "off" || n.mode == "peak" || n.mode == "loudness", "normalize.mode", n.mode,
-          "must be off, peak or loudness");
-  require(n.peak_target_dbfs <= 0 && n.peak_target_dbfs >= -60, "normalize.peak_target_dbfs", n.peak_target_dbfs,
-          "must be between -60 and 0 dBFS");
-  require(n.loudness_target_lufs <= 0 && n.loudness_target_lufs >= -70, "normalize.loudness_target_lufs",
-          n.loudness_target_lufs, "must be between -70 and 0 LUFS");
-  require(n.max_gain_db >= 0 && n.max_gain_db <= 80, "normalize.max_gain_db", n.max_gain_db,
-          "must be between 0 and 80 dB");
-  require(n.max_noise_floor_dbfs <= 0, "normalize.max_noise_floor_dbfs", n.max_noise_floor_dbfs,
-          "must be at most 0 dBFS");
-  require(n.peak_ceiling_dbfs <= 0, "normalize.peak_ceiling_dbfs", n.peak_ceiling_dbfs, "must be at most 0 dBFS");
-  require(n.analysis_s >= 0.5 && n.analysis_s <= 600, "normalize.analysis_s", n.analysis_s,
-          "must be between 0.5 and 600 s");
-
-  const auto& d = denoise;
-  require(d.fft_size >= 64 && d.fft_size <= 16384 && (d.fft_size & (d.fft_size - 1)) == 0, "denoise.fft_size",
-          d.fft_size, "must be a power of two from 64 to 16384");
-  require(d.hop >= 1 && d.fft_size % d.hop == 0 && d.fft_size / d.hop >= 2, "denoise.hop", d.hop,
-          "must divide fft_size with a quotient of at least 2 (e.g. fft_size/4)");
-  require(d.noise_init_s > 0 && d.noise_init_s <= 30, "denoise.noise_init_s", d.noise_init_s,
-          "must be in (0, 30] s");
-  require(d.quiet_fraction > 0 && d.quiet_fraction <= 1, "denoise.quiet_fraction", d.quiet_fraction,
-          "must be in (0, 1]");
-  require(d.update_window_s > 0 && d.update_window_s <= 60, "denoise.update_window_s", d.update_window_s,
-          "must be in (0, 60] s");
-  require(d.update_gate_db >= 0 && d.update_gate_db <= 20, "denoise.update_gate_db", d.update_gate_db,
-          "must be between 0 and 20 dB");
-  require(d.update_time_s > 0, "denoise.update_time_s", d.update_time_s, "must be positive");
-  require(d.over_subtraction >= 0.5 && d.over_subtraction <= 5, "denoise.over_subtraction", d.over_subtraction,
-          "must be between 0.5 and 5");
-  require(d.dd_alpha >= 0 && d.dd_alpha < 1, "denoise.dd_alpha", d.dd_alpha, "must be in [0, 1)");
-  require(d.gain_floor_db <= 0 && d.gain_floor_db >= -60, "denoise.gain_floor_db", d.gain_floor_db,
-          "must be between -60 and 0 dB");
-  require(d.gain_release_s >= 0 && d.gain_release_s <= 1, "denoise.gain_release_s", d.gain_release_s,
-          "must be in [0, 1] s");
-}
-
-std::string ConditionConfig::to_string() const {
-  auto b = [](bool v) { return v ? "true" : "false"; };
-  const auto& n = normalize;
-  const auto& d = denoise;
-  return fmt::format(
-      "dc_remove:\n  enabled: {}\n  cutoff_hz: {}\n"
-      "highpass:\n  enabled: {}\n  cutoff_hz: {}\n"
-      "denoise:\n  enabled: {}\n  fft_size: {}\n  hop: {}\n  noise_init_s: {}\n  quiet_fraction: {}\n"
-      "  update_window_s: {}\n  update_gate_db: {}\n  update_time_s: {}\n  over_subtraction: {}\n"
-      "  dd_alpha: {}\n  gain_floor_db: {}\n  gain_release_s: {}\n"
-      "normalize:\n  mode: {}\n  peak_target_dbfs: {}\n  loudness_target_lufs: {}\n  max_gain_db: {}\n"
-      "  max_noise_floor_dbfs: {}\n  peak_ceiling_dbfs: {}\n  analysis_s: {}\n",
-      b(dc_remove.enabled), dc_remove.cutoff_hz, b(highpass.enabled), highpass.cutoff_hz, b(d.enabled), d.fft_size,
-      d.hop, d.noise_init_s, d.quiet_fraction, d.update_window_s, d.update_gate_db, d.update_time_s,
-      d.over_subtraction, d.dd_alpha, d.gain_floor_db, d.gain_release_s, n.mode, n.peak_target_dbfs,
-      n.loudness_target_lufs, n.max_gain_db, n.max_noise_floor_dbfs, n.peak_ceiling_dbfs, n.analysis_s);
-}
+// ConditionConfig::validate() and to_string() live in src/config.cpp with the other keys'
+// table.
 
 }  // namespace earmark
 

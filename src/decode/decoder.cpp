@@ -57,9 +57,15 @@ float to_float<float>(float v) { return v; }
 template <>
 float to_float<double>(double v) { return float(v); }
 
+// Float samples are nominally within [-1, 1]; beyond this they are not audio but damaged data,
+// and huge finite values (3e38) overflow to infinity in the resampler and every later stage
+// (found by fuzz/fuzz_decode). They are treated like NaN: replaced by 0 and counted.
+constexpr float kMaxSampleMagnitude = 1e6f;
+
 template <typename T>
-void mix(const uint8_t* const* planes, bool planar, int channels, size_t samples, float* out) {
+size_t mix(const uint8_t* const* planes, bool planar, int channels, size_t samples, float* out) {
   const float scale = 1.0f / float(channels);
+  size_t bad = 0;
   for (size_t i = 0; i < samples; ++i) {
     float acc = 0.0f;
     for (int c = 0; c < channels; ++c) {
@@ -70,25 +76,35 @@ void mix(const uint8_t* const* planes, bool planar, int channels, size_t samples
     }
     const float m = channels == 1 ? acc : acc * scale;
     // A damaged float stream can decode to inf/NaN, which would poison every later stage.
-    out[i] = std::isfinite(m) ? m : 0.0f;
+    if (std::isfinite(m) && std::abs(m) <= kMaxSampleMagnitude) {
+      out[i] = m;
+    } else {
+      out[i] = 0.0f;
+      ++bad;
+    }
   }
+  return bad;
 }
 
 }  // namespace
 
-bool downmix_to_mono(const uint8_t* const* planes, int format, int channels, size_t samples, float* out) {
+bool downmix_to_mono(const uint8_t* const* planes, int format, int channels, size_t samples, float* out,
+                     size_t* nonfinite) {
   if (channels <= 0) return false;
   const auto f = static_cast<AVSampleFormat>(format);
   const bool planar = av_sample_fmt_is_planar(f) != 0;
+  size_t bad = 0;
   switch (av_get_packed_sample_fmt(f)) {
-    case AV_SAMPLE_FMT_U8: mix<uint8_t>(planes, planar, channels, samples, out); return true;
-    case AV_SAMPLE_FMT_S16: mix<int16_t>(planes, planar, channels, samples, out); return true;
-    case AV_SAMPLE_FMT_S32: mix<int32_t>(planes, planar, channels, samples, out); return true;
-    case AV_SAMPLE_FMT_S64: mix<int64_t>(planes, planar, channels, samples, out); return true;
-    case AV_SAMPLE_FMT_FLT: mix<float>(planes, planar, channels, samples, out); return true;
-    case AV_SAMPLE_FMT_DBL: mix<double>(planes, planar, channels, samples, out); return true;
+    case AV_SAMPLE_FMT_U8: bad = mix<uint8_t>(planes, planar, channels, samples, out); break;
+    case AV_SAMPLE_FMT_S16: bad = mix<int16_t>(planes, planar, channels, samples, out); break;
+    case AV_SAMPLE_FMT_S32: bad = mix<int32_t>(planes, planar, channels, samples, out); break;
+    case AV_SAMPLE_FMT_S64: bad = mix<int64_t>(planes, planar, channels, samples, out); break;
+    case AV_SAMPLE_FMT_FLT: bad = mix<float>(planes, planar, channels, samples, out); break;
+    case AV_SAMPLE_FMT_DBL: bad = mix<double>(planes, planar, channels, samples, out); break;
     default: return false;
   }
+  if (nonfinite) *nonfinite += bad;
+  return true;
 }
 
 }  // namespace detail
@@ -194,6 +210,35 @@ const AVInputFormat* demuxer_for_extension(const std::string& ext) {
   return nullptr;
 }
 
+// The demuxer the file's first bytes name, for the containers whose signature is certain;
+// null when they name none of these (raw MP3 or AAC frames, unknown formats: the extension
+// and then FFmpeg's own probing decide). The content wins over the extension: a WAV named
+// .mp3 is a WAV.
+const AVInputFormat* demuxer_for_content(const std::string& path) {
+  std::array<unsigned char, 16> h{};
+  std::ifstream f(path, std::ios::binary);
+  if (!f.read(reinterpret_cast<char*>(h.data()), h.size())) return nullptr;
+  auto is = [&](size_t at, const char* magic) { return std::memcmp(h.data() + at, magic, std::strlen(magic)) == 0; };
+  const char* name = nullptr;
+  if ((is(0, "RIFF") || is(0, "RIFX") || is(0, "RF64")) && is(8, "WAVE"))
+    name = "wav";
+  else if (is(0, "fLaC"))
+    name = "flac";
+  else if (is(0, "OggS"))
+    name = "ogg";
+  else if (is(0, "FORM") && (is(8, "AIFF") || is(8, "AIFC")))
+    name = "aiff";
+  else if (is(0, "caff"))
+    name = "caf";
+  else if (is(0, "\x1a\x45\xdf\xa3"))
+    name = "matroska";
+  else if (is(4, "ftyp"))
+    name = "mov";
+  else if (is(0, "riff") && h[4] == 0x2e && h[5] == 0x91 && h[6] == 0xcf && h[7] == 0x11)
+    name = "w64";
+  return name ? av_find_input_format(name) : nullptr;
+}
+
 // FFmpeg names demuxers that serve several containers "mov,mp4,m4a,3gp,3g2,mj2" or
 // "matroska,webm": report the one the file's extension names, or a sensible default.
 std::string friendly_container(const char* demuxer_name, const std::string& path) {
@@ -242,6 +287,47 @@ double wav_missing_fraction(const std::string& path) {
   return 0;
 }
 
+// FFmpeg's Ogg demuxer takes the length from the last complete page, so a file cut off mid-way
+// looks whole. Walk the page headers (27 bytes + segment table each, no payload read): the
+// file is truncated when its last page runs past the end of the file, or when the last page
+// is not an end-of-stream page (header flag 0x04) as every finished Ogg stream's is.
+// Returns a warning, or "" when the file looks complete or the walk cannot tell.
+std::string ogg_truncation(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::error_code ec;
+  const auto file_size = fs::file_size(path, ec);
+  if (!f || ec) return "";
+  uint64_t pos = 0;
+  bool last_eos = false;
+  for (int pages = 0; pos < file_size; ++pages) {
+    if (pages > (1 << 22)) return "";  // far more pages than any real file; give up quietly
+    std::array<unsigned char, 27 + 255> hdr{};
+    f.seekg(std::streamoff(pos));
+    f.read(reinterpret_cast<char*>(hdr.data()), 27);
+    if (f.gcount() < 27) return "the last Ogg page is cut off inside its header; the file looks truncated";
+    if (std::memcmp(hdr.data(), "OggS", 4) != 0 || hdr[4] != 0) return "";  // not a clean page walk: no claim
+    const size_t segments = hdr[26];
+    f.read(reinterpret_cast<char*>(hdr.data() + 27), std::streamsize(segments));
+    if (size_t(f.gcount()) < segments)
+      return "the last Ogg page is cut off inside its header; the file looks truncated";
+    uint64_t body = 0;
+    for (size_t i = 0; i < segments; ++i) body += hdr[27 + i];
+    const uint64_t end = pos + 27 + segments + body;
+    if (end > file_size) {
+      char buf[160];
+      std::snprintf(buf, sizeof buf,
+                    "the last Ogg page is cut off (%llu of its %llu bytes present); the file looks truncated, "
+                    "decoding what is there",
+                    static_cast<unsigned long long>(file_size - pos), static_cast<unsigned long long>(end - pos));
+      return buf;
+    }
+    last_eos = (hdr[5] & 0x04) != 0;
+    pos = end;
+  }
+  if (!last_eos) return "the Ogg stream has no end-of-stream page; the file looks truncated, decoding what is there";
+  return "";
+}
+
 }  // namespace
 
 struct AudioReader::Impl final : LogSink {
@@ -268,6 +354,7 @@ struct AudioReader::Impl final : LogSink {
   uint64_t source_samples = 0;    // decoded at the source rate
   double source_seconds = 0;      // sum over rate changes
   uint64_t output_samples = 0;    // produced at the target rate
+  size_t nonfinite_samples = 0;   // NaN/Inf samples (after downmix) replaced by 0
   int read_errors_in_a_row = 0;
   int decode_errors = 0;
   bool demux_done = false;  // decoder has been sent the flush packet and drained
@@ -294,7 +381,12 @@ struct AudioReader::Impl final : LogSink {
     const auto st = fs::status(path, ec);
     if (ec || !fs::exists(st)) fail("no such file; check the path");
     if (fs::is_directory(st)) fail("is a directory, not an audio file");
-    if (fs::is_regular_file(st) && fs::file_size(path, ec) == 0 && !ec) fail("empty file (0 bytes)");
+    // A FIFO would block the run forever (and a device such as /dev/zero never ends): only
+    // regular files are read. A stream can be saved to a file first.
+    if (!fs::is_regular_file(st))
+      fail("is not a regular file (a named pipe, device or socket); earmark reads audio files only, save the "
+           "stream to a file first");
+    if (fs::file_size(path, ec) == 0 && !ec) fail("empty file (0 bytes)");
 
     install_log_callback();
     LogScope scope(this);
@@ -306,10 +398,11 @@ struct AudioReader::Impl final : LogSink {
     AVFormatContext* raw = nullptr;
     const std::string url = "file:" + path;
     // Probing runs every demuxer's detector over the file's first kilobytes (~6 ms for a WAV,
-    // more than decoding it); the extension's demuxer is tried first, and probing only if
-    // that one refuses the file.
+    // more than decoding it); the demuxer the first bytes name is tried first (else the
+    // extension's, a hint only), and probing only if that one refuses the file.
     int r = -1;
-    if (const AVInputFormat* guess = demuxer_for_extension(extension_of(path))) {
+    const AVInputFormat* by_content = demuxer_for_content(path);
+    if (const AVInputFormat* guess = by_content ? by_content : demuxer_for_extension(extension_of(path))) {
       AVDictionary* guess_opts = nullptr;
       av_dict_copy(&guess_opts, opts, 0);
       // WAV asks FFmpeg to probe its PCM payload for S/PDIF-wrapped codecs, by default over
@@ -383,6 +476,9 @@ struct AudioReader::Impl final : LogSink {
       container_duration = double(fmt->duration) / AV_TIME_BASE;
     duration_from_bitrate = fmt->duration_estimation_method == AVFMT_DURATION_FROM_BITRATE;
     info.duration_s = container_duration;
+    if (std::string_view(fmt->iformat->name) == "ogg") {
+      if (const std::string why = ogg_truncation(path); !why.empty()) warn(why);
+    }
     if (std::string_view(fmt->iformat->name) == "wav") {
       if (const double missing = wav_missing_fraction(path); missing > 0) {
         char buf[160];
@@ -483,7 +579,7 @@ struct AudioReader::Impl final : LogSink {
     }
     const auto n = size_t(f.nb_samples);
     mono.resize(n);
-    if (!detail::downmix_to_mono(f.extended_data, f.format, channels, n, mono.data())) {
+    if (!detail::downmix_to_mono(f.extended_data, f.format, channels, n, mono.data(), &nonfinite_samples)) {
       ++decode_errors;
       const char* name = av_get_sample_fmt_name(static_cast<AVSampleFormat>(f.format));
       warn(std::string("skipped a frame in unsupported sample format ") + (name ? name : "?"));
@@ -565,6 +661,19 @@ struct AudioReader::Impl final : LogSink {
       warn(buf);
     }
     info.duration_s = decoded;
+    // NaN or infinite samples were replaced by silence; never pass that off as a quiet file.
+    if (nonfinite_samples > 0 && nonfinite_samples >= source_samples)
+      fail("every sample is NaN or infinite (or beyond 1e6 in magnitude) (" + std::to_string(nonfinite_samples) +
+           " samples); the float data is damaged, there is no audio to analyse");
+    if (nonfinite_samples > 0) {
+      char buf[200];
+      std::snprintf(buf, sizeof buf,
+                    "%zu of %llu samples (%.2f%%) are NaN or infinite (or beyond 1e6 in magnitude) and were "
+                    "replaced by silence; the float data is damaged",
+                    nonfinite_samples, static_cast<unsigned long long>(source_samples),
+                    100.0 * double(nonfinite_samples) / double(source_samples));
+      warn(buf);
+    }
   }
 
   size_t read(std::vector<float>& out, size_t max_samples) {

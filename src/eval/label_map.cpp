@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "eval/text.hpp"
+#include "util/file.hpp"
 
 namespace earmark::eval {
 
@@ -170,15 +171,10 @@ LabelMap LabelMap::parse_yaml(const std::string& text, const std::string& source
 }
 
 LabelMap LabelMap::load(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error(path + ": cannot open label map; check the path");
+  std::istringstream f(util::read_file_bounded(path, util::kMaxTableBytes, "label map"));
   const std::string ext = lower(path.substr(path.find_last_of('.') == std::string::npos ? path.size()
                                                                                           : path.find_last_of('.')));
-  if (ext == ".yaml" || ext == ".yml") {
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return parse_yaml(ss.str(), path);
-  }
+  if (ext == ".yaml" || ext == ".yml") return parse_yaml(f.str(), path);
   return parse_csv(f, path);
 }
 
@@ -277,8 +273,7 @@ EventTable LabelMap::map_events(const EventTable& table) const {
 }
 
 std::vector<std::string> read_audioset_label_names(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error(path + ": cannot open the AudioSet label list; check the path");
+  std::istringstream f(util::read_file_bounded(path, util::kMaxTableBytes, "AudioSet label list"));
   const auto rows = parse_csv(f, path);
   if (rows.empty() || rows[0].fields.size() < 3 || lower(rows[0].fields[2]) != "display_name")
     throw Error(path + ": expected AudioSet's class_labels_indices.csv (index,mid,display_name)");

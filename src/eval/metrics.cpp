@@ -302,6 +302,13 @@ SedResult segment_based(const EventTable& ref, const EventTable& est, const Dura
     r.files += 1;
     r.evaluated_length_s += length;
     if (n_seg <= 0) continue;
+    // Two activity rolls of n_seg x K bytes each: bound them (times are already capped at a
+    // week by the readers, but a fine segment length multiplies that).
+    constexpr double kMaxRollCells = double(size_t(1) << 27);
+    if (double(n_seg) * double(std::max<size_t>(K, 1)) > kMaxRollCells)
+      throw Error(fmt::format("segment-based metrics: '{}' spans {} s, {} segments of {} s for {} classes, more "
+                              "than this evaluation holds in memory ({} cells); use a longer segment length",
+                              file, length, n_seg, res, K, kMaxRollCells));
 
     // Activity rolls, segment-major. sed_eval marks [floor(onset/res), ceil(offset/res)) and
     // then pads or cuts the roll to the evaluated length.

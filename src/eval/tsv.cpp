@@ -11,7 +11,10 @@
 #include <ostream>
 #include <set>
 
+#include <sstream>
+
 #include "eval/text.hpp"
+#include "util/file.hpp"
 
 namespace earmark::eval {
 
@@ -57,11 +60,13 @@ void EventTable::check(const std::string& what) const {
 
 namespace {
 
-std::ifstream open_or_throw(const std::string& path, const char* what) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error(path + ": cannot open " + what + " file; check the path");
-  return f;
+// The whole file, bounded (a FIFO or device is refused, not read forever).
+std::istringstream open_or_throw(const std::string& path, const char* what, size_t max_bytes) {
+  return std::istringstream(util::read_file_bounded(path, max_bytes, std::string(what) + " file"));
 }
+
+// Times past kMaxTimeS are refused wherever a table gives one.
+bool beyond_limit(double t) { return t > kMaxTimeS; }
 
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return char(std::tolower(c)); });
@@ -70,7 +75,7 @@ std::string lower(std::string s) {
 
 }  // namespace
 
-EventTable parse_events_tsv(std::istream& in, const std::string& source) {
+EventTable parse_events_tsv(std::istream& in, const std::string& source, const Durations* durations) {
   EventTable table;
   // Column positions; without a header the DCASE order is assumed.
   size_t c_file = 0, c_on = 1, c_off = 2, c_label = 3, n_cols = 4;
@@ -126,6 +131,17 @@ EventTable parse_events_tsv(std::istream& in, const std::string& source) {
       throw Error(fmt::format("{}: negative onset {}; times are seconds from the start of the file", where, e.onset));
     if (e.offset < e.onset)
       throw Error(fmt::format("{}: offset {} is before onset {}; swap or fix the times", where, e.offset, e.onset));
+    if (beyond_limit(e.offset))
+      throw Error(fmt::format("{}: offset {} s is beyond {} s (a week), the longest recording earmark evaluates; "
+                              "times are seconds from the start of the file",
+                              where, e.offset, kMaxTimeS));
+    if (durations) {
+      const auto d = durations->find(file);
+      if (d != durations->end() && e.offset > d->second + kDurationSlackS)
+        throw Error(fmt::format("{}: event ends at {} s but '{}' lasts {} s (--durations); fix the times or the "
+                                "duration",
+                                where, e.offset, file, d->second));
+    }
     e.label = f[c_label];
     if (e.label.empty()) throw Error(where + ": empty event_label; give the class name");
     table.add(file, std::move(e));
@@ -133,9 +149,9 @@ EventTable parse_events_tsv(std::istream& in, const std::string& source) {
   return table;
 }
 
-EventTable read_events_tsv(const std::string& path) {
-  auto f = open_or_throw(path, "event list");
-  return parse_events_tsv(f, path);
+EventTable read_events_tsv(const std::string& path, const Durations* durations) {
+  auto f = open_or_throw(path, "event list", util::kMaxTableBytes);
+  return parse_events_tsv(f, path, durations);
 }
 
 void write_events_tsv(std::ostream& out, const EventTable& table) {
@@ -168,6 +184,9 @@ Durations parse_durations_tsv(std::istream& in, const std::string& source) {
     double v = 0;
     if (!parse_double(f[1], v) || v < 0)
       throw Error(fmt::format("{}: duration '{}' is not a non-negative number of seconds", where, f[1]));
+    if (beyond_limit(v))
+      throw Error(fmt::format("{}: duration {} s is beyond {} s (a week), the longest recording earmark evaluates",
+                              where, v, kMaxTimeS));
     auto [it, inserted] = d.emplace(f[0], v);
     if (!inserted && it->second != v)
       throw Error(fmt::format("{}: '{}' listed again with another duration ({} vs {}); keep one row per file",
@@ -177,7 +196,7 @@ Durations parse_durations_tsv(std::istream& in, const std::string& source) {
 }
 
 Durations read_durations_tsv(const std::string& path) {
-  auto f = open_or_throw(path, "durations");
+  auto f = open_or_throw(path, "durations", util::kMaxTableBytes);
   return parse_durations_tsv(f, path);
 }
 
@@ -228,6 +247,9 @@ FrameScores parse_scores_tsv(std::istream& in, const std::string& source) {
     double on = 0, off = 0;
     if (!parse_double(trim(f[0]), on) || !parse_double(trim(f[1]), off))
       throw Error(where + ": onset/offset are not numbers");
+    if (beyond_limit(off))
+      throw Error(fmt::format("{}: offset {} s is beyond {} s (a week), the longest recording earmark evaluates",
+                              where, off, kMaxTimeS));
     onsets.push_back(on);
     offsets.push_back(off);
     for (size_t i = 2; i < f.size(); ++i) {
@@ -254,7 +276,7 @@ FrameScores parse_scores_tsv(std::istream& in, const std::string& source) {
 }
 
 FrameScores read_scores_tsv(const std::string& path) {
-  auto f = open_or_throw(path, "score table");
+  auto f = open_or_throw(path, "score table", util::kMaxResultsBytes);
   return parse_scores_tsv(f, path);
 }
 

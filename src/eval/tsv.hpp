@@ -47,15 +47,25 @@ class EventTable {
   std::map<std::string, std::vector<Event>> by_file_;
 };
 
+// Audio length in seconds by file name.
+using Durations = std::map<std::string, double>;
+
+// The longest time (seconds) any table may hold: a week. The metrics allocate per segment of
+// the evaluated length, so a stray 1e9 s would otherwise ask for gigabytes.
+inline constexpr double kMaxTimeS = 7 * 24 * 3600.0;
+// How far past a file's --durations length an event may end (rounding, codec padding).
+inline constexpr double kDurationSlackS = 1.0;
+
 // Throws earmark::Error "<source>:<line>: <cause>; <fix>" for malformed rows: wrong column
-// count, non-numeric or non-finite times, negative onset, offset < onset, empty label.
-EventTable parse_events_tsv(std::istream& in, const std::string& source);
-EventTable read_events_tsv(const std::string& path);
+// count, non-numeric or non-finite times, negative onset, offset < onset, empty label, a time
+// beyond kMaxTimeS, or (with `durations`) an event ending more than kDurationSlackS after
+// its file's listed duration.
+EventTable parse_events_tsv(std::istream& in, const std::string& source, const Durations* durations = nullptr);
+// Reads at most util::kMaxTableBytes from a regular file (no pipes or devices).
+EventTable read_events_tsv(const std::string& path, const Durations* durations = nullptr);
 // Writes a header and one row per event (a filename-only row for files without events).
 void write_events_tsv(std::ostream& out, const EventTable& table);
 
-// Audio length in seconds by file name.
-using Durations = std::map<std::string, double>;
 // `filename<TAB>duration` rows, optional header (`filename<TAB>duration`).
 Durations parse_durations_tsv(std::istream& in, const std::string& source);
 Durations read_durations_tsv(const std::string& path);

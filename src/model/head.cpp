@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "earmark/earmark.hpp"
+#include "util/file.hpp"
 #include "util/sha256.hpp"
 
 namespace earmark::model {
@@ -149,10 +150,7 @@ Head Head::load(const std::string& path) {
   if (!fs::is_regular_file(hpath, ec))
     throw Error(hs + ": no such head file; give the folder `earmark train -o` wrote (it holds head.json and " +
                 kWeightsFile + ")");
-  std::ifstream f(hpath, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  json j = json::parse(ss.str(), nullptr, false);
+  json j = json::parse(util::read_file_bounded(hs, util::kMaxHeadJsonBytes, "head file"), nullptr, false);
   if (j.is_discarded() || !j.is_object()) throw Error(hs + ": not valid JSON; the head file is corrupt, train the head again");
   Head h;
   h.source = hs;
@@ -190,18 +188,21 @@ Head Head::load(const std::string& path) {
     }
     if (j.contains("training")) h.training_json = j.at("training").dump();
     const auto& w = j.at("weights");
-    const fs::path wpath = hpath.parent_path() / w.at("file").get<std::string>();
+    const std::string wname = w.at("file").get<std::string>();
+    if (wname.empty() || wname.find_first_of("/\\") != std::string::npos || wname == "." || wname == "..")
+      throw Error(hs + ": the weights file '" + wname + "' must be a plain file name beside head.json");
+    const fs::path wpath = hpath.parent_path() / wname;
     const std::string ws = wpath.string();
-    std::ifstream wf(wpath, std::ios::binary);
-    if (!wf) throw Error(ws + ": cannot read the head weights (missing?); copy the whole head folder");
-    std::stringstream wb;
-    wb << wf.rdbuf();
-    const std::string bytes = wb.str();
+    if (!fs::exists(wpath, ec))
+      throw Error(ws + ": cannot read the head weights (missing?); copy the whole head folder");
+    const std::string bytes = util::read_file_bounded(ws, util::kMaxHeadWeightsBytes, "head weights file");
     if (sha256_bytes(bytes) != w.at("sha256").get<std::string>())
       throw Error(ws + ": checksum mismatch with head.json; the weights file is corrupt or from another head, train again");
     h.source = hs;
     const size_t d = size_t(h.dim), k = h.classes.size(), m = size_t(std::max(0, h.hidden));
-    if (h.dim <= 0 || h.hidden < 0 || k == 0) throw Error(hs + ": bad dim, hidden or classes");
+    // Bounded before the size arithmetic below, which must not overflow.
+    if (h.dim <= 0 || h.dim > 65536 || h.hidden < 0 || h.hidden > 65536 || k == 0 || k > 100000)
+      throw Error(hs + ": bad dim, hidden or classes (dim and hidden at most 65536, 1 to 100000 classes)");
     const size_t want = weight_count(h);
     if (bytes.size() != want * 4)
       throw Error(ws + ": holds " + std::to_string(bytes.size()) + " bytes, the head needs " + std::to_string(want * 4));

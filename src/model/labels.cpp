@@ -1,6 +1,9 @@
 #include "model/labels.hpp"
 
-#include <fstream>
+#include <filesystem>
+#include <sstream>
+
+#include "util/file.hpp"
 
 namespace earmark::model {
 
@@ -33,8 +36,10 @@ std::vector<std::string> split_csv_line(const std::string& line) {
 }
 
 std::vector<LabelInfo> read_labels(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw Error(path + ": cannot open the label list (expected class_labels_indices.csv next to the model)");
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec))
+    throw Error(path + ": cannot open the label list (expected class_labels_indices.csv next to the model)");
+  std::istringstream in(util::read_file_bounded(path, util::kMaxTableBytes, "label list"));
   std::vector<LabelInfo> labels;
   std::string line;
   int lineno = 0;

@@ -28,6 +28,7 @@
 #include "model/scorer.hpp"
 #include "run/front_half.hpp"
 #include "synth/soundscape.hpp"
+#include "util/file.hpp"
 #include "util/sha256.hpp"
 
 namespace earmark::model {
@@ -124,8 +125,10 @@ std::vector<LabelledClip> read_clip_list(const std::string& path, std::vector<st
     if (out.empty()) throw Error(path + ": no class folders with audio; make one folder per class holding its clips");
     return out;
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path + ": cannot read the clip list (give a folder with one sub-folder per class, or a CSV/TSV file)");
+  std::error_code exists_ec;
+  if (!fs::exists(path, exists_ec))
+    throw Error(path + ": cannot read the clip list (give a folder with one sub-folder per class, or a CSV/TSV file)");
+  std::istringstream in(util::read_file_bounded(path, util::kMaxTableBytes, "clip list"));
   const fs::path base = fs::path(path).parent_path();
   std::string line;
   int lineno = 0;

@@ -20,6 +20,7 @@ extern "C" {
 #include <sstream>
 
 #include "report/text.hpp"
+#include "util/file.hpp"
 
 namespace earmark::report {
 
@@ -965,11 +966,10 @@ void write_run_info(const std::string& path, const RunInfo& info) {
 }
 
 RunInfo read_run_info(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error(path + ": cannot open (" + std::strerror(errno) + "); check the path");
+  const std::string text = util::read_file_bounded(path, util::kMaxConfigBytes * 16, "run.json");
   RunInfo info;
   try {
-    const auto j = nlohmann::json::parse(f);
+    const auto j = nlohmann::json::parse(text);
     if (!j.is_object()) throw Error(path + ": not a JSON object; give the run.json an earmark run wrote");
     info.model_name = j.value("model_name", "");
     info.checkpoint_path = j.value("checkpoint_path", "");

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <set>
 #include <sstream>
 
@@ -230,7 +231,15 @@ std::string OutputNames::next(const std::string& input_path) {
   const std::string base = safe_stem(input_path);
   std::string stem = base;
   auto taken = [&](const std::string& s) { return std::binary_search(taken_.begin(), taken_.end(), lower(s)); };
-  for (int k = 2; taken(stem); ++k) stem = base + "-" + std::to_string(k);
+  // No stem whose per-file outputs would be a run-wide file (run.wav -> run.json), compared
+  // case-insensitively for case-insensitive file systems.
+  auto run_wide = [](const std::string& s) {
+    for (const auto& suffix : kPerFileSuffixes)
+      for (const auto& name : kRunWideFiles)
+        if (lower(s + suffix) == name) return true;
+    return false;
+  };
+  for (int k = 2; taken(stem) || run_wide(stem); ++k) stem = base + "-" + std::to_string(k);
   const std::string key = lower(stem);
   taken_.insert(std::upper_bound(taken_.begin(), taken_.end(), key), key);
   return stem;
@@ -259,6 +268,33 @@ void write_json(std::ostream& os, const std::vector<FileResult>& results, bool f
   os << layout.tail;
 }
 
+namespace {
+
+// An integer field of events.json: absent -> `fallback`; else a JSON integer in [lo, hi].
+// nlohmann converts a float (1e21) to int with a cast that is undefined behaviour out of range
+// (found by fuzz/fuzz_report), so the type and range are checked first.
+long long int_field(const nlohmann::json& j, const char* key, long long lo, long long hi, long long fallback,
+                    const std::string& where) {
+  if (!j.is_object() || !j.contains(key)) return fallback;
+  const auto& v = j[key];
+  long long x = 0;
+  if (v.is_number_unsigned()) {
+    const auto u = v.get<unsigned long long>();
+    if (u > static_cast<unsigned long long>(hi)) x = hi + 1;  // out of range below
+    else x = static_cast<long long>(u);
+  } else if (v.is_number_integer()) {
+    x = v.get<long long>();
+  } else {
+    throw Error(where + ": \"" + key + "\" is not an integer; give a file written by earmark's json output");
+  }
+  if (x < lo || x > hi)
+    throw Error(where + ": \"" + key + "\" = " + std::to_string(x) + " is out of range (" + std::to_string(lo) +
+                " to " + std::to_string(hi) + ")");
+  return x;
+}
+
+}  // namespace
+
 std::vector<FileResult> read_json(std::istream& is, const std::string& origin) {
   nlohmann::json root;
   try {
@@ -278,8 +314,8 @@ std::vector<FileResult> read_json(std::istream& is, const std::string& origin) {
         const auto& i = f["info"];
         r.info.container = i.value("container", "");
         r.info.codec = i.value("codec", "");
-        r.info.source_rate = i.value("source_rate", 0);
-        r.info.source_channels = i.value("source_channels", 0);
+        r.info.source_rate = int(int_field(i, "source_rate", 0, 1 << 30, 0, origin + ": " + r.path));
+        r.info.source_channels = int(int_field(i, "source_channels", 0, 1 << 16, 0, origin + ": " + r.path));
         r.info.duration_s = i.value("duration_s", 0.0);
       }
       for (const auto& e : f.value("events", nlohmann::json::array())) {
@@ -317,7 +353,8 @@ std::vector<FileResult> read_json(std::istream& is, const std::string& origin) {
         r.quality.snr_db = num("snr_db");
         r.quality.hum_hz = num("hum_hz");
         r.quality.noise_colour = q.value("noise_colour", "");
-        r.quality.clipped_samples = q.value("clipped_samples", size_t(0));
+        r.quality.clipped_samples =
+            size_t(int_field(q, "clipped_samples", 0, std::numeric_limits<long long>::max() - 1, 0, origin + ": " + r.path));
         r.quality.conditioning = q.value("conditioning", "");
       }
       for (const auto& a : f.value("anomalies", nlohmann::json::array())) {
@@ -332,7 +369,8 @@ std::vector<FileResult> read_json(std::istream& is, const std::string& origin) {
       if (f.contains("warnings")) r.warnings = f["warnings"].get<std::vector<std::string>>();
       if (f.contains("spectrogram")) {
         const auto& sp = f["spectrogram"];
-        const int bins = sp.at("bins").get<int>(), columns = sp.at("columns").get<int>();
+        const int bins = int(int_field(sp, "bins", 1, 1 << 20, 0, origin + ": " + r.path));
+        const int columns = int(int_field(sp, "columns", 1, 1 << 30, 0, origin + ": " + r.path));
         std::string q;
         if (sp.value("encoding", "") != "u8_base64" || !base64_decode(sp.at("data").get<std::string>(), q) ||
             bins <= 0 || columns <= 0 || q.size() != size_t(bins) * size_t(columns))

@@ -92,9 +92,20 @@ class OutputStream {
 // events.csv, events.json, events.tsv and, per file, <name>.labels.txt (+ <name>.csv/.json
 // when per_file). Creates the folder. Returns the paths written.
 // <name> is the input's file name without extension; inputs sharing a name (a/x.wav,
-// b/x.flac; compared case-insensitively) get x, x-2, x-3... in input order, and "events" is
-// reserved for the run-wide files. Failed inputs get no .labels.txt/.csv but do get a .json.
+// b/x.flac; compared case-insensitively) get x, x-2, x-3... in input order, and a name whose
+// per-file outputs would be one of kRunWideFiles (run.wav -> run.json) gets the next free
+// suffix instead, so per-file outputs never overwrite run-wide ones, whatever the inputs are
+// called. Failed inputs get no .labels.txt/.csv but do get a .json.
 // Throws earmark::Error naming the path that could not be created or written.
+
+// Every name a run writes into its output folder besides the per-file outputs: this
+// function's run-wide files and the report's (report::write_report). A writer that adds a
+// run-wide file adds its name here; tests/test_writers.cpp checks a whole run against it.
+inline const std::vector<std::string> kRunWideFiles = {"events.csv", "events.json", "events.tsv", "run.json",
+                                                       "report.html", "report.md", "report"};
+// The endings of the per-file outputs appended to a file's <name>.
+inline const std::vector<std::string> kPerFileSuffixes = {".labels.txt", ".csv", ".json"};
+
 std::vector<std::string> write_outputs(const std::string& out_dir, const std::vector<FileResult>& results,
                                        const OutputConfig& cfg);
 

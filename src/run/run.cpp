@@ -33,6 +33,7 @@
 #include "model/registry.hpp"
 #include "report/report.hpp"
 #include "report/writers.hpp"
+#include "util/file.hpp"
 #include "util/sha256.hpp"
 
 namespace earmark {
@@ -299,6 +300,16 @@ RunSummary run_detect(const Config& config_in, const RunOptions& o) {
     for (size_t i = o.shard_index; i < files.size(); i += o.shard_count) mine.push_back(files[i]);
     files = std::move(mine);
   }
+  if (o.score_tables) {
+    // Score tables are named by the audio's stem (that is how eval finds them): two inputs
+    // with one stem would overwrite each other's table.
+    std::map<std::string, std::string> by_name;
+    for (const auto& f : files)
+      if (auto [it, fresh] = by_name.emplace(eval::scores_file_name(f), f); !fresh)
+        throw Error("--scores: " + it->second + " and " + f + " would both write " + it->first +
+                    " (score tables are named by the file name without folder and extension); rename one or run "
+                    "them separately");
+  }
   // An input that gave no file (a folder without audio) is a failed result of its own, first.
   std::map<size_t, std::string> failed_inputs;
   {
@@ -508,10 +519,12 @@ RunSummary run_detect(const Config& config_in, const RunOptions& o) {
 size_t report_run(const std::string& run_dir, const std::string& out_dir, const ReportOptions& options) {
   const fs::path dir(run_dir);
   const fs::path events = dir / "events.json";
-  std::ifstream f(events, std::ios::binary);
-  if (!f)
+  std::error_code ec;
+  if (!fs::exists(events, ec))
     throw Error(events.string() +
                 ": cannot open; give the output folder of 'earmark detect' run with the json format (the default)");
+  // Bounded: a FIFO or device named events.json is refused, not read forever.
+  std::istringstream f(util::read_file_bounded(events.string(), util::kMaxResultsBytes, "events.json"));
   const auto results = report::read_json(f, events.string());
 
   report::RunInfo info;

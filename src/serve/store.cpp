@@ -83,8 +83,9 @@ std::string sanitise_upload_name(const std::string& name) {
                     c == '-' || c == '_';
     out += ok ? char(c) : '_';
   }
+  if (out.size() > 100) out = out.substr(out.size() - 100);  // keep the extension; cut first, so the
+  // dots the cut may leave in front are stripped below
   while (!out.empty() && out.front() == '.') out.erase(out.begin());
-  if (out.size() > 100) out = out.substr(out.size() - 100);  // keep the extension
   if (out.empty()) out = "upload";
   return out;
 }

@@ -18,6 +18,7 @@
 #include "earmark/earmark.hpp"
 #include "synth/audible.hpp"
 #include "util/csv.hpp"
+#include "util/file.hpp"
 
 namespace earmark::synth {
 
@@ -194,6 +195,15 @@ std::string resolve(const std::string& p, const std::string& base) {
 // Spec
 
 void SoundscapeSpec::validate() const {
+  // One rule for every number (as for the detection config): finite first, NaN and infinity
+  // named; the ranges follow.
+  const std::pair<const char*, double> numbers[] = {
+      {"duration_s", duration_s},         {"peak_dbfs", peak_dbfs},           {"events.min_gap_s", events.min_gap_s},
+      {"events.mean_gap_s", events.mean_gap_s}, {"events.snr_db", events.snr_min_db}, {"events.snr_db", events.snr_max_db},
+      {"events.overlap_prob", events.overlap_prob}, {"tv.level_db", tv.level_db}, {"noise.snr_db", noise.snr_db}};
+  for (const auto& [key, v] : numbers)
+    if (!std::isfinite(v)) bad(key, std::string("is ") + (std::isnan(v) ? "NaN (not a number)" : "infinite") +
+                                        "; give a finite number");
   if (name.empty() || name.find('/') != std::string::npos || name.find('\\') != std::string::npos)
     bad("name", "must be a plain file name (no folders)");
   if (count < 1 || count > 100000) bad("count", "must be between 1 and 100000");
@@ -301,11 +311,9 @@ SoundscapeSpec SoundscapeSpec::from_yaml_text(const std::string& text, const std
 }
 
 SoundscapeSpec SoundscapeSpec::from_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error(path + ": cannot open the synth spec; check the path");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return from_yaml_text(ss.str(), path, fs::path(path).parent_path().string());
+  // Bounded: a FIFO or device is refused, not read forever.
+  return from_yaml_text(util::read_file_bounded(path, util::kMaxConfigBytes, "synth spec"), path,
+                        fs::path(path).parent_path().string());
 }
 
 std::string SoundscapeSpec::to_json() const {
@@ -609,8 +617,7 @@ class Renderer {
     const auto& es = spec_.events;
     std::vector<std::string> wanted = es.clips;
     if (!es.clips_file.empty()) {
-      std::ifstream f(es.clips_file);
-      if (!f) throw Error(es.clips_file + ": cannot open the clip list; check events.clips_file");
+      std::istringstream f(util::read_file_bounded(es.clips_file, util::kMaxTableBytes, "clip list (events.clips_file)"));
       for (std::string line; std::getline(f, line);) {
         while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) line.pop_back();
         const auto first = line.find_first_not_of(" \t");

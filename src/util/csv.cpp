@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "earmark/earmark.hpp"
+#include "util/file.hpp"
 
 namespace earmark::util {
 
@@ -61,11 +62,7 @@ std::vector<std::vector<std::string>> parse_csv(const std::string& text, const s
 }
 
 std::vector<std::map<std::string, std::string>> read_csv_table(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error(path + ": cannot open; check the path");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  const auto rows = parse_csv(ss.str(), path);
+  const auto rows = parse_csv(read_file_bounded(path, kMaxTableBytes, "table"), path);
   if (rows.empty()) throw Error(path + ": empty table; expected a header line");
   std::vector<std::map<std::string, std::string>> out;
   const auto& header = rows[0];
