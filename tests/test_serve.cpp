@@ -133,7 +133,7 @@ TEST(ServeStore, UploadNamesAreSanitisedAndPathsRefused) {
   EXPECT_EQ(serve::sanitise_upload_name(""), "upload");
   // A long name is cut to its last 100 characters before leading dots are stripped, so the cut
   // cannot leave a hidden file (found by fuzz/fuzz_upload).
-  const std::string cut = serve::sanitise_upload_name(std::string(50, 'a') + std::string(60, '.') + "x.wav");
+  const std::string cut = serve::sanitise_upload_name(std::string(10, 'a') + std::string(100, '.') + "x.wav");
   EXPECT_NE(cut.front(), '.') << cut;
   EXPECT_EQ(cut, "x.wav");
   EXPECT_THROW(serve::sanitise_upload_name("../../etc/passwd"), earmark::Error);
