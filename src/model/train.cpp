@@ -94,8 +94,8 @@ double rms(std::span<const float> x) {
   return x.empty() ? 0.0 : std::sqrt(s / double(x.size()));
 }
 
-constexpr double kCell = kColumnSeconds;
-constexpr size_t kCellSamples = size_t(kSampleRate * kCell + 0.5);  // 10240
+// The network's column: the shortest input worth a row.
+constexpr size_t kCellSamples = size_t(kSampleRate * kColumnSeconds + 0.5);  // 10240
 
 }  // namespace
 
@@ -263,21 +263,23 @@ struct NegativeAudio {
 // Targets of the cells of one version of a file. `spans` are the labelled events in the
 // version's time (seconds) with their class index; `energy` (weak clips): per-sample clip
 // signal for the energy rule, placed in the version's time, or empty.
-void add_rows(const std::vector<float>& emb, int cells, int dim, size_t classes,
+// `cell_s`: the grid step of the embedder's rows (0.32 s / frames.passes), as in detection.
+void add_rows(const std::vector<float>& emb, int cells, double cell_s, int dim, size_t classes,
               const std::vector<std::tuple<double, double, int>>& spans, const std::vector<float>* clip_signal,
               size_t clip_start, double active_db, int group, FrameSet& out, size_t& positives) {
+  const size_t cell_samples = size_t(kSampleRate * cell_s + 0.5);
   std::vector<int> state(size_t(cells), 0);  // 0 negative, 1 positive, 2 ignore
   std::vector<std::vector<float>> targets(size_t(cells), std::vector<float>(classes, 0.0f));
   if (clip_signal) {  // weak: energy of the clip itself per cell
     std::vector<double> e(size_t(cells), 0.0);
     for (size_t i = 0; i < clip_signal->size(); ++i) {
-      const size_t cell = (clip_start + i) / kCellSamples;
+      const size_t cell = (clip_start + i) / cell_samples;
       if (cell < e.size()) e[cell] += double((*clip_signal)[i]) * (*clip_signal)[i];
     }
     const double peak = *std::max_element(e.begin(), e.end());
     const int cls = std::get<2>(spans.front());
     for (int g = 0; g < cells; ++g) {
-      const size_t lo = size_t(g) * kCellSamples, hi = lo + kCellSamples;
+      const size_t lo = size_t(g) * cell_samples, hi = lo + cell_samples;
       const bool touches = hi > clip_start && lo < clip_start + clip_signal->size();
       if (peak > 0 && e[size_t(g)] >= peak * std::pow(10.0, -active_db / 10.0)) {
         state[size_t(g)] = 1;
@@ -288,9 +290,9 @@ void add_rows(const std::vector<float>& emb, int cells, int dim, size_t classes,
     }
   } else {
     for (const auto& [on, off, cls] : spans) {
-      const double need = std::min(0.5 * kCell, 0.5 * (off - on));
+      const double need = std::min(0.5 * cell_s, 0.5 * (off - on));
       for (int g = 0; g < cells; ++g) {
-        const double lo = g * kCell, hi = lo + kCell;
+        const double lo = g * cell_s, hi = lo + cell_s;
         const double ov = std::min(hi, off) - std::max(lo, on);
         if (ov >= need - 1e-9) {
           if (state[size_t(g)] != 2) state[size_t(g)] = 1;
@@ -537,18 +539,18 @@ TrainData build_train_data(const TrainOptions& opt, const Embedder& embedder, co
         if (p.weak) {
           // A file with several weak labels: every label applies to its active cells.
           const auto first = p.spans.front();
-          add_rows(embs[vi], cells[vi], dim, k, {first}, &p.clip, v.clip_start, opt.active_db, group, d.frames, positives);
+          add_rows(embs[vi], cells[vi], embedder.hop_s(), dim, k, {first}, &p.clip, v.clip_start, opt.active_db, group, d.frames, positives);
           for (size_t r = before; r < d.frames.rows(); ++r)
             if (d.frames.y[r * k + size_t(std::get<2>(first))] > 0)
               for (const auto& sp : p.spans) d.frames.y[r * k + size_t(std::get<2>(sp))] = 1.0f;
         } else {
-          add_rows(embs[vi], cells[vi], dim, k, p.spans, nullptr, 0, opt.active_db, group, d.frames, positives);
+          add_rows(embs[vi], cells[vi], embedder.hop_s(), dim, k, p.spans, nullptr, 0, opt.active_db, group, d.frames, positives);
         }
         ++vi;
       }
       p.fr.end_row = d.frames.rows();
       if (positives == 0) {
-        d.warnings.push_back(p.fr.file + ": no 0.32 s cell is covered enough by its label(s) to learn from; skipped");
+        d.warnings.push_back(p.fr.file + ": no grid cell is covered enough by its label(s) to learn from; skipped");
         log("warning: " + d.warnings.back());
         d.frames.x.resize(p.fr.first_row * size_t(dim));
         d.frames.y.resize(p.fr.first_row * k);

@@ -24,6 +24,7 @@
 // is seeded: the same inputs and seed give bit-identical weights on the same machine.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -32,6 +33,7 @@
 #include <vector>
 
 #include "earmark/config.hpp"
+#include "earmark/earmark.hpp"
 #include "model/head.hpp"
 
 namespace earmark::model {
@@ -100,6 +102,8 @@ class Embedder {
   const std::string& checkpoint_sha256() const { return sha256_; }
   const std::string& model_name() const { return name_; }
   int dim() const;
+  // Seconds between rows of embed()'s output: the detector's grid step, 0.32 s / frames.passes.
+  double hop_s() const { return kColumnSeconds / std::max(1, config_.frames.passes); }
   const Config& config() const { return config_; }
   const std::vector<std::string>& audioset_labels() const { return labels_; }
   // 32 kHz mono samples -> cells x dim embeddings (and cells x 527 AudioSet logits if asked).
