@@ -195,6 +195,8 @@ TEST(ReportCli, UsesTheRunsOwnThresholds) {
 // same outputs as one run that was never stopped.
 TEST(DetectCli, KilledRunResumesToTheSameResults) {
   EARMARK_REQUIRE_SHARED();
+  // The CLI children find the model as a user's would, through EARMARK_MODELS.
+  setenv("EARMARK_MODELS", earmark::testing::models_dir().c_str(), 1);
   TempDir tmp;
   const fs::path in = clip_folder(tmp.path(), 40);
   const fs::path whole = tmp / "whole", cut = tmp / "cut";
@@ -251,6 +253,8 @@ TEST(DetectCli, KilledRunResumesToTheSameResults) {
 // Two threads: files in parallel, results in input order and equal to one thread's.
 TEST(DetectCli, TwoThreadsGiveTheSameOutputs) {
   EARMARK_REQUIRE_SHARED();
+  // The CLI children find the model as a user's would, through EARMARK_MODELS.
+  setenv("EARMARK_MODELS", earmark::testing::models_dir().c_str(), 1);
   TempDir tmp;
   const fs::path in = clip_folder(tmp.path(), 6);
   const std::string cli = cli_path().string();
