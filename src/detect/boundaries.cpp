@@ -178,11 +178,7 @@ std::vector<Event> refine_boundaries(const std::vector<Event>& events, const Ban
       merged.push_back(std::move(x));
     }
   }
-  std::sort(merged.begin(), merged.end(), [](const Event& x, const Event& y) {
-    if (x.onset != y.onset) return x.onset < y.onset;
-    if (x.label != y.label) return x.label < y.label;
-    return x.offset < y.offset;
-  });
+  std::sort(merged.begin(), merged.end(), reported_order);
   return merged;
 }
 

@@ -368,12 +368,14 @@ std::vector<Event> find_events(const FrameScores& scores, const EventsConfig& cf
       events.push_back(std::move(e));
     }
   }
-  std::sort(events.begin(), events.end(), [](const Event& a, const Event& b) {
-    if (a.onset != b.onset) return a.onset < b.onset;
-    if (a.label != b.label) return a.label < b.label;
-    return a.offset < b.offset;
-  });
+  std::sort(events.begin(), events.end(), reported_order);
   return events;
+}
+
+bool reported_order(const Event& a, const Event& b) {
+  if (a.onset != b.onset) return a.onset < b.onset;
+  if (a.label != b.label) return a.label < b.label;
+  return a.offset < b.offset;
 }
 
 }  // namespace earmark::detect

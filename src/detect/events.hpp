@@ -37,6 +37,9 @@ FrameScores apply_label_config(const FrameScores& scores, const EventsConfig& cf
 // Non-finite scores count as 0. Throws earmark::Error for an inconsistent grid.
 std::vector<Event> find_events(const FrameScores& scores, const EventsConfig& cfg, double duration_s);
 
+// The order every event list is reported in: by onset, then label, then offset.
+bool reported_order(const Event& a, const Event& b);
+
 // Median filter of odd length `width` (>= 1) with edge replication; NaN counts as 0.
 // An even or non-positive width throws earmark::Error.
 std::vector<float> median_filter(const std::vector<float>& x, int width);

@@ -1,6 +1,8 @@
 // detect: one name per sound (see rollup.hpp).
 #include "detect/rollup.hpp"
 
+#include "detect/events.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -242,11 +244,7 @@ std::vector<Event> Rollup::apply(const std::vector<Event>& events) const {
                      [](const RolledLabel& a, const RolledLabel& b) { return a.confidence > b.confidence; });
     out.push_back(std::move(e));
   }
-  std::sort(out.begin(), out.end(), [](const Event& a, const Event& b) {
-    if (a.onset != b.onset) return a.onset < b.onset;
-    if (a.label != b.label) return a.label < b.label;
-    return a.offset < b.offset;
-  });
+  std::sort(out.begin(), out.end(), reported_order);
   return out;
 }
 

@@ -392,17 +392,8 @@ Picture score_heatmap(const FileResult& r, const PictureConfig& config) {
   const double span = std::max(time_span(r), 1e-3);
 
   // Top classes by peak score (ties: model order).
-  const size_t L = s.labels.size();
-  std::vector<float> peak(L, 0.0f);
-  for (int f = 0; f < s.frames; ++f)
-    for (size_t c = 0; c < L; ++c) {
-      const float v = s.at(f, int(c));
-      if (std::isfinite(v)) peak[c] = std::max(peak[c], v);
-    }
-  std::vector<size_t> order(L);
-  std::iota(order.begin(), order.end(), size_t(0));
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return peak[a] > peak[b]; });
-  order.resize(std::min(L, size_t(config.top_classes)));
+  std::vector<float> peak;
+  const std::vector<size_t> order = top_classes_by_peak(s, size_t(config.top_classes), &peak);
   const int rows = int(order.size());
 
   const double W = config.width;
@@ -482,6 +473,22 @@ Picture score_heatmap(const FileResult& r, const PictureConfig& config) {
   if (cairo_status(cr) != CAIRO_STATUS_SUCCESS) return {};
   write_png(surface.get(), pic);
   return pic;
+}
+
+std::vector<size_t> top_classes_by_peak(const FrameScores& s, size_t count, std::vector<float>* peaks) {
+  const size_t L = s.labels.size();
+  std::vector<float> peak(L, 0.0f);
+  for (int f = 0; f < s.frames; ++f)
+    for (size_t c = 0; c < L; ++c) {
+      const float v = s.at(f, int(c));
+      if (std::isfinite(v)) peak[c] = std::max(peak[c], v);
+    }
+  std::vector<size_t> order(L);
+  std::iota(order.begin(), order.end(), size_t(0));
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return peak[a] > peak[b]; });
+  order.resize(std::min(L, count));
+  if (peaks) *peaks = std::move(peak);
+  return order;
 }
 
 }  // namespace earmark::report

@@ -34,6 +34,10 @@ Picture timeline_picture(const FileResult& result, const PictureConfig& config =
 // (0 to 1 on the colour ramp, with a colour bar). Empty Picture when the result has no frame
 // scores.
 Picture score_heatmap(const FileResult& result, const PictureConfig& config = {});
+// The `count` classes of a score grid with the highest peak score, best first (ties: model
+// order); non-finite scores count as 0. What the heat-map shows. `peaks`, if given, gets every
+// class's peak score.
+std::vector<size_t> top_classes_by_peak(const FrameScores& scores, size_t count, std::vector<float>* peaks = nullptr);
 
 // "data:image/png;base64,..." for an <img src>.
 std::string data_uri(const Picture& picture);

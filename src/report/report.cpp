@@ -596,17 +596,7 @@ FileResult picture_data(const FileResult& r, const PictureConfig& pc) {
   p.spectrogram = r.spectrogram;
   const FrameScores& s = r.scores;
   if (has_scores(r)) {
-    const size_t L = s.labels.size();
-    std::vector<float> peak(L, 0.0f);
-    for (int f = 0; f < s.frames; ++f)
-      for (size_t c = 0; c < L; ++c) {
-        const float v = s.at(f, int(c));
-        if (std::isfinite(v)) peak[c] = std::max(peak[c], v);
-      }
-    std::vector<size_t> order(L);
-    for (size_t c = 0; c < L; ++c) order[c] = c;
-    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return peak[a] > peak[b]; });
-    order.resize(std::min(L, size_t(pc.top_classes)));
+    std::vector<size_t> order = top_classes_by_peak(s, size_t(pc.top_classes));
     std::sort(order.begin(), order.end());  // model order, so ties break as in the full grid
     p.scores.hop_s = s.hop_s;
     p.scores.frames = s.frames;
