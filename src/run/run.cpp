@@ -35,6 +35,7 @@
 #include "report/writers.hpp"
 #include "util/file.hpp"
 #include "util/sha256.hpp"
+#include "util/time.hpp"
 
 namespace earmark {
 
@@ -116,15 +117,6 @@ std::vector<std::string> expand_inputs(const std::vector<std::string>& paths, st
 }
 
 std::vector<LabelInfo> model_labels(const ModelConfig& m) { return model::read_labels(model::resolve_model(m).labels); }
-
-std::string utc_now() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char when[32];
-  std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return when;
-}
 
 RunMetadata describe_run(const Detector& det, const std::vector<std::string>& inputs) {
   RunMetadata m;
@@ -285,7 +277,7 @@ struct RunAccess {
 
 RunSummary run_detect(const Config& config_in, const RunOptions& o) {
   const auto start = Clock::now();
-  const std::string started_at = utc_now();
+  const std::string started_at = util::utc_now_iso();
   if (o.shard_count == 0 || o.shard_index >= o.shard_count)
     throw Error("shard " + std::to_string(o.shard_index) + "/" + std::to_string(o.shard_count) +
                 ": expected INDEX/COUNT with 0 <= INDEX < COUNT");

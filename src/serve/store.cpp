@@ -58,15 +58,6 @@ const char* to_string(JobState s) {
   return "unknown";
 }
 
-std::string utc_now_iso() {
-  const std::time_t t = std::time(nullptr);
-  char when[32];
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return when;
-}
-
 bool valid_job_id(const std::string& id) {
   if (id.size() != 16) return false;
   for (char c : id)
@@ -340,7 +331,7 @@ bool Store::writable() const {
 Job Store::create_job(const std::vector<Upload>& uploads, bool report) {
   Job job;
   job.id = random_id();
-  job.created_at = utc_now_iso();
+  job.created_at = util::utc_now_iso();
   job.report = report;
   const std::string dir = job_key(job.id);
   json files = json::array();
@@ -515,7 +506,7 @@ std::vector<std::string> Store::output_names(const std::string& id) const {
 }
 
 void Store::write_done(const std::string& id, JobState state, const std::string& error) {
-  json j = {{"v", 1}, {"state", to_string(state)}, {"finished_at", utc_now_iso()}};
+  json j = {{"v", 1}, {"state", to_string(state)}, {"finished_at", util::utc_now_iso()}};
   if (!error.empty()) j["error"] = error;
   blobs_->put(job_key(id) + "done.json", j.dump() + "\n");
 }

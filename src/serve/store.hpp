@@ -167,6 +167,5 @@ std::string sanitise_upload_name(const std::string& name);
 bool valid_output_name(const std::string& name);
 // Writes `content` to `path` through a temporary file and rename (atomic on one filesystem).
 void write_file_atomic(const std::string& path, const std::string& content);
-std::string utc_now_iso();
 
 }  // namespace earmark::serve

@@ -18,4 +18,13 @@ std::optional<std::time_t> parse_utc_iso(const std::string& s) {
   return timegm(&tm);
 }
 
+std::string utc_now_iso() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char when[32];
+  std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return when;
+}
+
 }  // namespace earmark::util
