@@ -42,6 +42,7 @@ struct DetectOptions {
   std::string model;
   std::string models_dir;
   std::string method;
+  std::string calibration;
   std::string shard;
   std::vector<std::string> formats;
   std::vector<std::string> heads;
@@ -97,6 +98,7 @@ int run_detect(DetectOptions& o) {
   if (o.frame_scores) cfg.output.frame_scores = true;
   if (o.run.score_tables && !o.raw_scores && !o.run.naive) cfg.output.detection_scores = true;
   if (o.all_labels) cfg.events.rollup = false;
+  if (!o.calibration.empty()) cfg.events.calibration = o.calibration;
   cfg.model.heads.insert(cfg.model.heads.end(), o.heads.begin(), o.heads.end());
   if (o.head_only) cfg.model.head_only = true;
   o.run.report.enabled = !o.no_report;
@@ -156,6 +158,8 @@ void add_detect_command(CLI::App& app) {
                 "also write each file's scores as <out>/<stem>.scores.tsv (for eval --scores): the whole detector's "
                 "(the highest threshold at which each 20 ms step is inside a reported event)");
   cmd->add_flag("--raw-scores", o->raw_scores, "with --scores: the network's frame score grid instead");
+  cmd->add_option("--calibration", o->calibration,
+                  "false-alarm calibration table from `earmark calibrate` (none: off; default: the built-in one)");
   cmd->add_flag("--all-labels", o->all_labels,
                 "report every label's own events (no roll-up of related labels into one name per sound)");
   cmd->add_flag("--naive", o->run.naive,

@@ -17,6 +17,7 @@ void add_report_command(CLI::App& app);
 void add_tune_command(CLI::App& app);
 void add_serve_command(CLI::App& app);
 void add_train_command(CLI::App& app);
+void add_calibrate_command(CLI::App& app);
 // Checks for numeric flags, so that a bad number is a usage error (exit 2) naming the flag:
 // NaN, infinity and out-of-range values are refused, never silently ignored.
 // The value must satisfy the rule of configuration key `key` ("events.threshold_on").

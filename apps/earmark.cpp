@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   earmark::cli::add_tune_command(app);
   earmark::cli::add_serve_command(app);
   earmark::cli::add_train_command(app);
+  earmark::cli::add_calibrate_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -251,7 +251,14 @@ int main(int argc, char** argv) try {
       ref.add_file(name);
       est[0].add_file(name);
       est[1].add_file(name);
-      for (const auto& pe : scape.events) ref.add(name, Event{pe.onset, pe.offset, pe.label, -1, 1.0f, {}});
+      for (const auto& pe : scape.events) {
+        Event e;
+        e.onset = pe.onset;
+        e.offset = pe.offset;
+        e.label = pe.label;
+        e.confidence = e.score = 1.0f;
+        ref.add(name, std::move(e));
+      }
       const auto ra = det_as.detect_samples(scape.audio, name);
       const auto rh = det_head.detect_samples(scape.audio, name);
       if (!ra.ok() || !rh.ok()) throw Error(ra.error + rh.error);

@@ -188,12 +188,35 @@ const std::vector<Field<EventsConfig>>& events_fields() {
       {.key = "max_classes_per_frame", .member = &S::max_classes_per_frame, .lo = 0, .hi = 100000,
        .rule = "must be 0 (no limit) or a count up to 100000"},
       {.key = "refine", .member = &S::refine, .help = "event boundaries from the signal at 10 ms"},
+      {.key = "min_salience_db", .member = &S::min_salience_db, .lo = 0, .hi = 60,
+       .rule = "must be between 0 and 60 dB (0: off)"},
       {.key = "refine_search_s", .member = &S::refine_search_s, .lo = 0, .hi = 10,
        .rule = "must be between 0 and 10 seconds"},
       {.key = "refine_threshold_db", .member = &S::refine_threshold_db, .lo = 0, .hi = 40,
        .rule = "must be between 0 and 40 dB"},
       {.key = "refine_bridge_s", .member = &S::refine_bridge_s, .lo = 0, .hi = 5,
        .rule = "must be between 0 and 5 seconds"},
+      {.key = "background", .member = &S::background, .help = "steady sounds as background segments"},
+      {.key = "background_min_s", .member = &S::background_min_s, .lo = 0, .hi = 3600,
+       .rule = "must be between 0 and 3600 seconds"},
+      {.key = "background_coverage", .member = &S::background_coverage, .lo = 0, .hi = 1,
+       .rule = "must be a fraction between 0 and 1"},
+      {.key = "background_bridge_s", .member = &S::background_bridge_s, .lo = 0, .hi = 3600,
+       .rule = "must be between 0 and 3600 seconds"},
+      {.key = "background_window_s", .member = &S::background_window_s, .lo = 1, .hi = 3600,
+       .rule = "must be between 1 and 3600 seconds"},
+      {.key = "background_presence", .member = &S::background_presence, .lo = 0, .hi = 1,
+       .rule = "must be a share between 0 and 1 (0: off)"},
+      {.key = "background_floor", .member = &S::background_floor, .lo = 0, .hi = 1,
+       .rule = "must be a factor between 0 and 1 (of the class's off-threshold)"},
+      {.key = "calibration", .member = &S::calibration,
+       .help = "false-alarm calibration: empty (built in), none, or a file from earmark calibrate"},
+      {.key = "same_sound_s", .member = &S::same_sound_s, .lo = 0, .hi = 1,
+       .rule = "must be between 0 and 1 second"},
+      {.key = "burst_max", .member = &S::burst_max, .lo = 0, .hi = 100000,
+       .rule = "must be 0 (off) or a count up to 100000"},
+      {.key = "burst_window_s", .member = &S::burst_window_s, .lo = 0, .hi = 10,
+       .rule = "must be between 0 and 10 seconds"},
       {.key = "per_class", .member = &S::per_class, .help = "label -> {on, off, median_s, min_duration_s}"},
       {.key = "allow", .member = &S::allow, .help = "only these labels or groups", .flow = true},
       {.key = "deny", .member = &S::deny, .help = "never these labels", .flow = true},
@@ -598,6 +621,10 @@ Config Config::from_file(const std::string& path) {
   for (auto& h : c.model.heads)
     if (!h.empty() && std::filesystem::path(h).is_relative())
       h = (std::filesystem::path(path).parent_path() / h).lexically_normal().string();
+  // So is a calibration file ("none" and "" are not paths).
+  auto& cal = c.events.calibration;
+  if (!cal.empty() && cal != "none" && std::filesystem::path(cal).is_relative())
+    cal = (std::filesystem::path(path).parent_path() / cal).lexically_normal().string();
   return c;
 }
 
@@ -611,5 +638,13 @@ std::string Config::to_yaml() const {
 }
 
 const char* version() { return EARMARK_VERSION; }
+
+const char* kind_name(EventKind kind) { return kind == EventKind::background ? "background" : "event"; }
+
+EventKind kind_from_name(const std::string& name) {
+  if (name == "event") return EventKind::event;
+  if (name == "background") return EventKind::background;
+  throw Error("unknown event kind '" + name + "'; it must be 'event' or 'background'");
+}
 
 }  // namespace earmark

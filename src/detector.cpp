@@ -15,7 +15,10 @@
 
 #include "condition/quality.hpp"
 #include "decode/decoder.hpp"
+#include "detect/background.hpp"
 #include "detect/boundaries.hpp"
+#include "detect/bursts.hpp"
+#include "detect/calibration.hpp"
 #include "detect/events.hpp"
 #include "detect/ontology.hpp"
 #include "detect/rollup.hpp"
@@ -82,6 +85,60 @@ struct Detector::Impl {
   // events.rollup: the AudioSet ontology and the roll-up over this grid's labels (null: all labels).
   std::unique_ptr<detect::Ontology> ontology;
   std::unique_ptr<detect::Rollup> rollup;
+  // events.calibration: per-class thresholds (already in config.events.per_class) and the
+  // confidence map; null when off.
+  std::optional<detect::Calibration> calibration;
+  std::string calibration_summary;
+
+  // The events of a file from its score grid: events -> backgrounds -> boundaries -> one name
+  // per sound -> bursts -> calibrated confidence.
+  std::vector<Event> find_events(const FrameScores& scores, const detect::BandEnvelope* envelope, double duration_s,
+                                 FrameScores* detection_scores) const {
+    const EventsConfig& ev = config.events;
+    std::vector<Event> all = detect::mark_backgrounds(detect::find_events(scores, ev, duration_s),
+                                                      detect::BackgroundParams::from(ev), &scores);
+    std::vector<Event> events, backgrounds;
+    detect::split_kinds(all, events, backgrounds);
+    if (ev.refine && envelope) {
+      events = detect::refine_boundaries(events, *envelope, detect::BoundaryParams::from(ev), duration_s);
+      // What does not stand out of the background in its own bands is the background flickering,
+      // unless the class itself fills the context (music all through a clip has nothing else to
+      // stand out from): then the contrast says nothing.
+      if (ev.min_salience_db > 0) {
+        const auto bg = detect::BackgroundParams::from(ev);
+        std::erase_if(events, [&](const Event& e) {
+          return double(e.salience_db) < ev.min_salience_db &&
+                 detect::presence_around(scores, e, bg, detect::BoundaryParams{}.context_s) < 0.5;
+        });
+      }
+    }
+    if (detection_scores) *detection_scores = detect::detection_scores(scores, ev, ev.refine ? envelope : nullptr, duration_s);
+    if (rollup) {
+      events = rollup->apply(events);
+      backgrounds = rollup->apply(backgrounds);
+      detect::absorb_related(
+          events, backgrounds, [&](const std::string& a, const std::string& b) { return rollup->related(a, b); },
+          detect::BackgroundParams::from(ev), &scores);
+    } else {
+      detect::absorb_related(
+          events, backgrounds, [](const std::string& a, const std::string& b) { return a == b; },
+          detect::BackgroundParams::from(ev), &scores);
+    }
+    const auto bursts = detect::BurstParams::from(ev);
+    if (rollup && ev.refine && ev.same_sound_s > 0)  // one name per sound; --all-labels keeps every name
+      events = detect::merge_coincident(events, bursts, ev.same_sound_s, ev.rollup_ratio, [&](const std::string& l) {
+        return rollup ? rollup->depth(l) : 0;
+      });
+    if (rollup) events = detect::suppress_bursts(events, bursts);  // --all-labels: every label's own events
+    events.insert(events.end(), backgrounds.begin(), backgrounds.end());
+    std::sort(events.begin(), events.end(), detect::reported_order);
+    if (calibration && calibration->has_confidence)
+      for (auto& e : events) {
+        e.confidence = calibration->confidence(e.label, e.score);
+        for (auto& a : e.also) a.confidence = calibration->confidence(a.label, a.confidence);
+      }
+    return events;
+  }
 
   // Runs the front half (condition + features + network, run::FrontHalf) and events over a
   // source of samples; `next` appends the next block (returns false at the end). One block is
@@ -216,14 +273,8 @@ struct Detector::Impl {
     half.release_scorer();  // the logits are in `raw` now: one copy of a long file's grid less
     r.scores = detect::apply_label_config(raw, config.events);
     raw = FrameScores{};
-    r.events = detect::find_events(r.scores, config.events, r.info.duration_s);
-    if (config.events.refine)
-      r.events = detect::refine_boundaries(r.events, half.envelope(), detect::BoundaryParams::from(config.events),
-                                           r.info.duration_s);
-    if (config.output.detection_scores)
-      r.detection_scores = detect::detection_scores(r.scores, config.events, config.events.refine ? &half.envelope() : nullptr,
-                                                    r.info.duration_s);
-    if (rollup) r.events = rollup->apply(r.events);
+    r.events = find_events(r.scores, &half.envelope(), r.info.duration_s,
+                           config.output.detection_scores ? &r.detection_scores : nullptr);
     t.events_s += since(t0);
     return r;
   }
@@ -287,6 +338,18 @@ Detector::Detector(Config config) : impl_(std::make_unique<Impl>()) {
   FrameScores probe;
   for (const auto& l : s.labels) probe.labels.push_back(l.name);
   const FrameScores grid = detect::apply_label_config(probe, s.config.events);
+  // False-alarm calibration: its thresholds go into events.per_class (so the review, the
+  // report and run.json see the thresholds the events were found with).
+  const std::string& cal = s.config.events.calibration;
+  s.calibration = detect::select_calibration(cal, s.sha256);
+  if (s.calibration) {
+    if (!s.calibration->checkpoint_sha256.empty() && s.calibration->checkpoint_sha256 != s.sha256)
+      throw Error("events.calibration: " + cal + " was made for checkpoint " + s.calibration->checkpoint_sha256.substr(0, 12) +
+                  "... (" + s.calibration->model + "), not for " + s.resolved.checkpoint +
+                  "; run `earmark calibrate` with this model or set events.calibration: none");
+    detect::apply_thresholds(*s.calibration, grid.labels, s.config.events);
+    s.calibration_summary = s.calibration->summary();
+  }
   if (s.config.events.rollup) {
     const std::string path = model::find_ontology(s.config.model, s.resolved, s.config.events.ontology);
     if (!path.empty()) {
@@ -316,6 +379,7 @@ const std::vector<LabelInfo>& Detector::labels() const { return impl_->labels; }
 const std::string& Detector::checkpoint_sha256() const { return impl_->sha256; }
 const std::string& Detector::checkpoint_path() const { return impl_->resolved.checkpoint; }
 const std::string& Detector::labels_path() const { return impl_->resolved.labels; }
+const std::string& Detector::calibration() const { return impl_->calibration_summary; }
 
 FileResult Detector::detect_file(const std::string& path) const {
   const auto start = Clock::now();

@@ -193,7 +193,7 @@ TEST(DetectCli, WritesAllFormatsForAFolder) {
   std::ifstream csv(tmp / "events.csv");
   std::string header;
   std::getline(csv, header);
-  EXPECT_EQ(header, "file,onset,offset,label,confidence");
+  EXPECT_EQ(header, "file,onset,offset,label,confidence,kind");
   const auto j = nlohmann::json::parse(std::ifstream(tmp / "events.json"));
   ASSERT_EQ(j["files"].size(), 3u);
 }

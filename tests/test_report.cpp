@@ -43,6 +43,7 @@ Event ev(double on, double off, const std::string& label, float conf) {
   e.offset = off;
   e.label = label;
   e.confidence = conf;
+  e.score = conf;
   return e;
 }
 

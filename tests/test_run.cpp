@@ -228,7 +228,7 @@ TEST(DetectCli, KilledRunResumesToTheSameResults) {
     EXPECT_EQ(t.back(), '\n') << f;
     std::istringstream ss(t);
     for (std::string l; std::getline(ss, l);)
-      EXPECT_EQ(fields_of(l, f[7] == 'c' ? ',' : '\t'), f[7] == 'c' ? 5u : 4u) << f << ": " << l;
+      EXPECT_EQ(fields_of(l, f[7] == 'c' ? ',' : '\t'), f[7] == 'c' ? 6u : 5u) << f << ": " << l;
   }
   EXPECT_FALSE(fs::exists(cut / "report.html"));
 

@@ -205,7 +205,7 @@ TEST_F(Serve, AsyncJobRunsToDoneWithReportAndFiles) {
   auto csv = c.Get(("/v1/jobs/" + id + "/files/events.csv").c_str());
   ASSERT_TRUE(csv);
   EXPECT_EQ(csv->status, 200);
-  EXPECT_EQ(csv->body.rfind("file,onset,offset,label,confidence\n", 0), 0u);
+  EXPECT_EQ(csv->body.rfind("file,onset,offset,label,confidence,kind\n", 0), 0u);
   EXPECT_NE(csv->body.find("speech.wav"), std::string::npos);
   auto labels = c.Get(("/v1/jobs/" + id + "/files/speech.labels.txt").c_str());
   ASSERT_TRUE(labels);

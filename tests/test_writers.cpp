@@ -87,16 +87,16 @@ TEST(Csv, ExactTextWithQuotingAndMillisecondPrecision) {
   // 3 * 0.32 = 0.9600000000000001 -> 0.960; 10/3 -> 3.333; 0.8126f -> 0.813; 0.9999f -> 1.000.
   // The failed rec/b.wav has no rows.
   EXPECT_EQ(os.str(),
-            "file,onset,offset,label,confidence\n"
-            "rec/a.wav,0.000,1.250,Speech,0.813\n"
-            "rec/a.wav,0.960,2.500,\"Male speech, man speaking\",0.500\n"
-            "\"rec/odd \"\"name\"\".wav\",0.960,3.333,\"Say \"\"hi\"\"\",1.000\n");
+            "file,onset,offset,label,confidence,kind\n"
+            "rec/a.wav,0.000,1.250,Speech,0.813,event\n"
+            "rec/a.wav,0.960,2.500,\"Male speech, man speaking\",0.500,event\n"
+            "\"rec/odd \"\"name\"\".wav\",0.960,3.333,\"Say \"\"hi\"\"\",1.000,event\n");
 }
 
 TEST(Csv, EmptyRunIsJustTheHeader) {
   std::ostringstream os;
   report::write_csv(os, {});
-  EXPECT_EQ(os.str(), "file,onset,offset,label,confidence\n");
+  EXPECT_EQ(os.str(), "file,onset,offset,label,confidence,kind\n");
 }
 
 TEST(Csv, DecimalPointIgnoresTheLocale) {
@@ -109,8 +109,8 @@ TEST(Csv, DecimalPointIgnoresTheLocale) {
   tsv.imbue(comma);
   report::write_dcase_tsv(tsv, {ok_file("x.wav", {event(1234.5, 1300.25, "Music", 0.25f)})});
   std::locale::global(before);
-  EXPECT_EQ(os.str(), "file,onset,offset,label,confidence\nx.wav,1234.500,1300.250,Music,0.250\n");
-  EXPECT_EQ(tsv.str(), "filename\tonset\toffset\tevent_label\nx.wav\t1234.500\t1300.250\tMusic\n");
+  EXPECT_EQ(os.str(), "file,onset,offset,label,confidence,kind\nx.wav,1234.500,1300.250,Music,0.250,event\n");
+  EXPECT_EQ(tsv.str(), "filename\tonset\toffset\tevent_label\tkind\nx.wav\t1234.500\t1300.250\tMusic\tevent\n");
 }
 
 TEST(Audacity, ExactText) {
@@ -131,10 +131,37 @@ TEST(DcaseTsv, ExactTextWithBaseNames) {
   std::ostringstream os;
   report::write_dcase_tsv(os, sample_run());
   EXPECT_EQ(os.str(),
-            "filename\tonset\toffset\tevent_label\n"
-            "a.wav\t0.000\t1.250\tSpeech\n"
-            "a.wav\t0.960\t2.500\tMale speech, man speaking\n"
-            "odd \"name\".wav\t0.960\t3.333\tSay \"hi\"\n");
+            "filename\tonset\toffset\tevent_label\tkind\n"
+            "a.wav\t0.000\t1.250\tSpeech\tevent\n"
+            "a.wav\t0.960\t2.500\tMale speech, man speaking\tevent\n"
+            "odd \"name\".wav\t0.960\t3.333\tSay \"hi\"\tevent\n");
+}
+
+TEST(Kinds, BackgroundSegmentsAreMarkedInEveryFormat) {
+  Event bg = event(0, 60, "Rain", 0.7f);
+  bg.kind = earmark::EventKind::background;
+  bg.score = 0.7f;
+  const auto run = std::vector<FileResult>{ok_file("r.wav", {bg, event(3, 4, "Dog", 0.9f)})};
+  std::ostringstream csv, tsv, aud, js;
+  report::write_csv(csv, run);
+  report::write_dcase_tsv(tsv, run);
+  report::write_audacity(aud, run[0]);
+  report::write_json(js, run, false);
+  EXPECT_NE(csv.str().find("r.wav,0.000,60.000,Rain,0.700,background\n"), std::string::npos) << csv.str();
+  EXPECT_NE(csv.str().find("r.wav,3.000,4.000,Dog,0.900,event\n"), std::string::npos) << csv.str();
+  EXPECT_NE(tsv.str().find("r.wav\t0.000\t60.000\tRain\tbackground\n"), std::string::npos) << tsv.str();
+  EXPECT_NE(aud.str().find("0.000\t60.000\tRain (background)\n"), std::string::npos) << aud.str();
+  const json j = json::parse(js.str());
+  EXPECT_EQ(j["files"][0]["events"][0]["kind"], "background");
+  EXPECT_EQ(j["files"][0]["events"][1]["kind"], "event");
+  // ... and the JSON reads back with its kinds.
+  std::istringstream in(js.str());
+  const auto back = report::read_json(in, "round trip");
+  ASSERT_EQ(back.size(), 1u);
+  ASSERT_EQ(back[0].events.size(), 2u);
+  EXPECT_EQ(back[0].events[0].kind, earmark::EventKind::background);
+  EXPECT_EQ(back[0].events[1].kind, earmark::EventKind::event);
+  EXPECT_FLOAT_EQ(back[0].events[0].score, 0.7f);
 }
 
 TEST(Json, ParsesBackWithTheSameValues) {
@@ -255,7 +282,7 @@ TEST(Json, AlsoRoundTrip) {
   std::ostringstream csv;
   report::write_csv(csv, run);
   EXPECT_EQ(csv.str().find("Animal"), std::string::npos);
-  EXPECT_EQ(csv.str().substr(0, csv.str().find('\n')), "file,onset,offset,label,confidence");
+  EXPECT_EQ(csv.str().substr(0, csv.str().find('\n')), "file,onset,offset,label,confidence,kind");
 }
 
 TEST(Json, InvalidUtf8PathDoesNotThrow) {
@@ -286,7 +313,7 @@ TEST(WriteOutputs, LayoutWithStemCollisionsAndFailedFiles) {
   EXPECT_EQ(slurp(out / "x.labels.txt"), "0.000\t1.000\tSpeech\n");
   EXPECT_EQ(slurp(out / "x-2.labels.txt"), "0.000\t1.000\tMusic\n");
   EXPECT_EQ(slurp(out / "X-3.labels.txt"), "0.000\t1.000\tDog\n");
-  EXPECT_EQ(slurp(out / "events-2.csv"), "file,onset,offset,label,confidence\nd/events.wav,0.000,1.000,Cat,0.900\n");
+  EXPECT_EQ(slurp(out / "events-2.csv"), "file,onset,offset,label,confidence,kind\nd/events.wav,0.000,1.000,Cat,0.900,event\n");
   EXPECT_EQ(json::parse(slurp(out / "bad.json"))["files"][0].at("error"), run[4].error);
   EXPECT_EQ(slurp(out / "events.csv").find("bad.wav"), std::string::npos);
   EXPECT_EQ(json::parse(slurp(out / "events.json"))["files"].size(), 5u);
@@ -311,8 +338,8 @@ TEST(WriteOutputs, EmptyRunWritesHeadersOnly) {
   earmark::testing::TempDir tmp;
   const auto written = report::write_outputs(tmp.path().string(), {}, OutputConfig{});
   EXPECT_EQ(names_of(written), (std::vector<std::string>{"events.csv", "events.json", "events.tsv"}));
-  EXPECT_EQ(slurp(tmp / "events.csv"), "file,onset,offset,label,confidence\n");
-  EXPECT_EQ(slurp(tmp / "events.tsv"), "filename\tonset\toffset\tevent_label\n");
+  EXPECT_EQ(slurp(tmp / "events.csv"), "file,onset,offset,label,confidence,kind\n");
+  EXPECT_EQ(slurp(tmp / "events.tsv"), "filename\tonset\toffset\tevent_label\tkind\n");
   EXPECT_TRUE(json::parse(slurp(tmp / "events.json")).at("files").empty());
 }
 

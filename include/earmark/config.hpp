@@ -80,9 +80,37 @@ struct EventsConfig {
   // to refine_search_s around the score grid's boundary; activity at least refine_threshold_db
   // over the background in the event's own bands; pauses under refine_bridge_s stay inside.
   bool refine = true;
+  // ... and an event whose sound stands out of the background in its own bands by less than
+  // this (Event::salience_db) is the background's own flicker, not an event (0: keep all).
+  double min_salience_db = 2.0;
   double refine_search_s = 1.0;
   double refine_threshold_db = 3.0;
   double refine_bridge_s = 0.25;
+  // Backgrounds (detect/background.hpp): a class present for at least background_coverage of a
+  // stretch of at least background_min_s (its events chained across gaps under
+  // background_bridge_s; present: its score at least background_floor x its off-threshold) is
+  // one background segment (kind background), not many events.
+  bool background = true;
+  double background_min_s = 20.0;
+  double background_coverage = 0.5;
+  double background_bridge_s = 8.0;
+  double background_floor = 0.5;
+  // ... or present in at least background_presence of the background_window_s around each moment.
+  double background_window_s = 60.0;
+  double background_presence = 0.2;
+  // False-alarm calibration (docs/false-alarms.md): per-class on-thresholds measured on
+  // background-only audio by `earmark calibrate`, and the map from scores to the probability
+  // that a detection is right. "" (default): the table built in for the model (if its checkpoint
+  // matches); "none": off; else the path of a calibration JSON. per_class entries win over it.
+  std::string calibration;
+  // One sound, several names (detect/bursts.hpp merge_coincident): refined events of different
+  // labels whose onsets and offsets both agree within same_sound_s are one sound (0: off).
+  double same_sound_s = 0.05;
+  // Label bursts (detect/bursts.hpp): where more than burst_max events of unrelated classes
+  // start within burst_window_s, only the burst_max best supported are kept (0: off). Like
+  // same_sound_s, part of one name per sound: off with events.rollup false (--all-labels).
+  int burst_max = 4;
+  double burst_window_s = 0.64;
   std::map<std::string, ClassThreshold> per_class;  // by AudioSet display name (or group name)
   std::vector<std::string> allow;  // if not empty: only these labels (or groups) are reported
   std::vector<std::string> deny;   // these labels are never reported

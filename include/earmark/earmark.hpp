@@ -8,6 +8,7 @@
 // lives in its own folder under src/. This header is the whole public API of libearmark.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -42,12 +43,27 @@ struct RolledLabel {
   float confidence = 0;  // that label's own event confidence
 };
 
+// What a detection is: a sound that stands out (an event), or a steady sound under everything
+// else (noise, hum, rain, a TV or music bed) reported once for the stretch it lasts.
+enum class EventKind { event, background };
+// "event" or "background", as written in every output.
+const char* kind_name(EventKind kind);
+// The kind of a name written by kind_name; throws earmark::Error for any other name.
+EventKind kind_from_name(const std::string& name);
+
 struct Event {
   double onset = 0;   // seconds from the start of the file
   double offset = 0;  // seconds
   std::string label;  // AudioSet display name, group name or custom class
   int class_index = -1;  // index in the score grid's label list
-  float confidence = 0;  // peak smoothed score inside the event
+  // How likely the detection is right (docs/false-alarms.md): the peak score mapped through the
+  // confidence calibration; without one, the peak score itself.
+  float confidence = 0;
+  float score = 0;  // peak smoothed network score inside the event
+  // How far the sound stands out of the background in its own bands (dB over what the background
+  // alone reaches there; detect/boundaries.hpp); NaN where boundaries were not refined.
+  float salience_db = NAN;
+  EventKind kind = EventKind::event;
   std::vector<RolledLabel> also;  // labels rolled up into this one, most confident first (docs/labels.md)
 };
 
@@ -150,6 +166,8 @@ class Detector {
   const std::string& checkpoint_path() const;
   // The label list file the model's outputs are named from.
   const std::string& labels_path() const;
+  // The false-alarm calibration in use, in one sentence (events.calibration); empty when off.
+  const std::string& calibration() const;
 
  private:
   struct Impl;

@@ -42,6 +42,7 @@ struct RunMetadata {
   std::vector<std::string> inputs;  // what the user gave (files or folders)
   size_t label_count = 0;
   std::string torch_version;
+  std::string calibration;  // Detector::calibration(): the false-alarm calibration in use
 };
 // The metadata of a run made with `detector` (model, checkpoint, labels, effective config).
 RunMetadata describe_run(const Detector& detector, const std::vector<std::string>& inputs);

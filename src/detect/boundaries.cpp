@@ -89,7 +89,7 @@ std::vector<Event> refine_boundaries(const std::vector<Event>& events, const Ban
       contrast[size_t(k)] = level - background[size_t(k)] >= prm.min_contrast_db ? level - background[size_t(k)] : 0.0f;
       weight_sum += contrast[size_t(k)];
     }
-    if (!(weight_sum > 0)) {
+    if (!(weight_sum > 0)) {  // nothing to measure against: a sound that fills its context
       out.push_back(e);
       continue;
     }
@@ -125,6 +125,7 @@ std::vector<Event> refine_boundaries(const std::vector<Event>& events, const Ban
       flicker = std::min(q95, q30 + (0.524 + 1.645) * sigma);
     }
     const double theta = std::max({prm.threshold_db, flicker + prm.flicker_margin_db, double(peak) - prm.drop_db});
+    const auto salience = float(std::max(0.0, double(peak) - std::max(double(prm.threshold_db), flicker)));
     auto on = [&](long t) { return t >= w0 && t < w1 && double(smooth[size_t(t - w0)]) >= theta; };
     // 3. Runs within the search window, bridged, followed outwards while the sound goes on.
     std::vector<Run> runs;
@@ -149,18 +150,28 @@ std::vector<Event> refine_boundaries(const std::vector<Event>& events, const Ban
       runs.front().first = grow(runs.front().first, -1);
       runs.back().last = grow(runs.back().last, +1);
     }
-    bool kept = false;
+    std::vector<Event> pieces;
     for (const Run& r : runs) {
       if (r.last - r.first + 1 < min_run) continue;
       if (r.last < a - 1 || r.first > b) continue;  // does not meet the coarse span
       Event x = e;
+      x.salience_db = salience;
       x.onset = std::max(0.0, (double(r.first) - 0.5) * hop);
       x.offset = std::min(duration_s, (double(r.last) + 0.5) * hop);
       if (x.offset <= x.onset) continue;
-      out.push_back(std::move(x));
-      kept = true;
+      pieces.push_back(std::move(x));
     }
-    if (!kept) out.push_back(e);
+    // Three barks a second apart are three events; a trot, a ticking clock or rain on a window
+    // is one sound that goes on, not a dozen.
+    if (int(pieces.size()) > prm.max_pieces) {
+      pieces.front().offset = pieces.back().offset;
+      pieces.resize(1);
+    }
+    if (pieces.empty()) {
+      out.push_back(e);
+      out.back().salience_db = salience;
+    }
+    for (auto& x : pieces) out.push_back(std::move(x));
   }
   // Same-class events that now overlap are one.
   std::sort(out.begin(), out.end(), [](const Event& x, const Event& y) {
@@ -174,6 +185,8 @@ std::vector<Event> refine_boundaries(const std::vector<Event>& events, const Ban
         x.onset <= merged.back().offset) {
       merged.back().offset = std::max(merged.back().offset, x.offset);
       merged.back().confidence = std::max(merged.back().confidence, x.confidence);
+      merged.back().score = std::max(merged.back().score, x.score);
+      merged.back().salience_db = std::max(merged.back().salience_db, x.salience_db);
     } else {
       merged.push_back(std::move(x));
     }

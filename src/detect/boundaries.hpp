@@ -17,8 +17,9 @@
 //      down to about that far under its peak, as in the references of `earmark synth`).
 //   3. Its extent: runs of activity within search_s of the coarse span, gaps under bridge_s
 //      joined, runs under min_run_s dropped; each run that meets the coarse span becomes one
-//      event (three barks a second apart come out as three), followed past the search window
-//      while the sound goes on (at most max_extend_s). An event with no band standing out, or no
+//      event (three barks a second apart come out as three; more than max_pieces, a trot or a
+//      ticking clock, stay one), followed past the search window while the sound goes on (at
+//      most max_extend_s). An event with no band standing out, or no
 //      run meeting its span (a sound the network hears under the background), keeps its coarse
 //      boundaries.
 // Same-class events that overlap after this are merged.
@@ -60,6 +61,8 @@ struct BoundaryParams {
   double bridge_s = 0.25;
   double min_run_s = 0.05;
   double max_extend_s = 10.0;
+  // A coarse event split into more pieces than this (a trot, a ticking clock) stays one event.
+  int max_pieces = 3;
   static BoundaryParams from(const EventsConfig& cfg);
 };
 

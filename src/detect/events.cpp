@@ -365,6 +365,7 @@ std::vector<Event> find_events(const FrameScores& scores, const EventsConfig& cf
       e.label = scores.labels[c];
       e.class_index = static_cast<int>(c);
       e.confidence = *std::max_element(x.begin() + first, x.begin() + last + 1);
+      e.score = e.confidence;
       events.push_back(std::move(e));
     }
   }

@@ -46,6 +46,7 @@ std::vector<Event> naive_events(const FrameScores& s, double threshold, double d
     if (open_cls == best) {
       out.back().offset = end;
       out.back().confidence = std::max(out.back().confidence, best_v);
+      out.back().score = out.back().confidence;
       continue;
     }
     Event e;
@@ -54,6 +55,7 @@ std::vector<Event> naive_events(const FrameScores& s, double threshold, double d
     e.label = s.labels[size_t(best)];
     e.class_index = best;
     e.confidence = best_v;
+    e.score = best_v;
     out.push_back(std::move(e));
     open_cls = best;
   }

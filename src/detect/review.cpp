@@ -59,13 +59,14 @@ Anomaly make(const char* kind, const char* severity, double start, double end, s
 
 void low_confidence_events(const FileResult& r, const ReviewConfig& c, std::vector<Anomaly>& out) {
   for (const auto& e : r.events) {
+    if (e.kind == EventKind::background) continue;
     const auto it = c.per_class_on.find(e.label);
     const double on = it != c.per_class_on.end() ? it->second : c.threshold_on;
-    if (!std::isfinite(e.confidence) || e.confidence >= on + c.low_confidence_margin) continue;
+    if (!std::isfinite(e.score) || e.score >= on + c.low_confidence_margin) continue;
     out.push_back(make("low_confidence", "warning", e.onset, e.offset,
-                       fmt::format("'{}' at {:.2f}-{:.2f} s has confidence {:.2f}, within {:.2f} of its threshold "
+                       fmt::format("'{}' at {:.2f}-{:.2f} s has score {:.2f}, within {:.2f} of its threshold "
                                    "{:.2f}: listen to confirm it",
-                                   e.label, e.onset, e.offset, e.confidence, c.low_confidence_margin, on)));
+                                   e.label, e.onset, e.offset, e.score, c.low_confidence_margin, on)));
   }
 }
 
@@ -87,7 +88,8 @@ void uncertain_stretches(const FileResult& r, const ReviewConfig& c, std::vector
 
 void flicker(const FileResult& r, const ReviewConfig& c, std::vector<Anomaly>& out) {
   std::map<std::string, std::vector<const Event*>> by_class;
-  for (const auto& e : r.events) by_class[e.label].push_back(&e);
+  for (const auto& e : r.events)
+    if (e.kind == EventKind::event) by_class[e.label].push_back(&e);
   for (auto& [label, events] : by_class) {
     std::sort(events.begin(), events.end(), [](const Event* a, const Event* b) { return a->onset < b->onset; });
     // Clusters of consecutive short events with small gaps.
@@ -122,7 +124,8 @@ void overlaps(const FileResult& r, const ReviewConfig& c, std::vector<Anomaly>& 
   };
   std::map<std::pair<std::string, std::string>, Pair> pairs;
   std::vector<const Event*> ev;
-  for (const auto& e : r.events) ev.push_back(&e);
+  for (const auto& e : r.events)
+    if (e.kind == EventKind::event) ev.push_back(&e);  // a sound over a background is the normal case
   std::sort(ev.begin(), ev.end(), [](const Event* a, const Event* b) { return a->onset < b->onset; });
   for (size_t i = 0; i < ev.size(); ++i) {
     for (size_t j = i + 1; j < ev.size() && ev[j]->onset < ev[i]->offset; ++j) {
@@ -149,7 +152,8 @@ void background_only(const FileResult& r, const ReviewConfig& c, std::vector<Ano
   const double len = file_length(r);
   if (len <= 0) return;
   std::vector<std::pair<double, double>> spans;
-  for (const auto& e : r.events) spans.emplace_back(e.onset, e.offset);
+  for (const auto& e : r.events)
+    if (e.kind == EventKind::event) spans.emplace_back(e.onset, e.offset);
   std::sort(spans.begin(), spans.end());
   double covered_to = 0;
   auto gap = [&](double t0, double t1) {

@@ -114,6 +114,17 @@ Rollup::Relation Rollup::relation(int a, int b) const {
   return Relation::none;
 }
 
+int Rollup::depth(const std::string& label) const {
+  const int c = column(label);
+  return c >= 0 && concepts_[size_t(c)].known ? concepts_[size_t(c)].depth : 0;
+}
+
+bool Rollup::related(const std::string& a, const std::string& b) const {
+  if (a == b) return true;
+  const int x = column(a), y = column(b);
+  return relation(x, y) != Relation::none || !shared_parents(x, y).empty();
+}
+
 std::vector<int> Rollup::shared_parents(int a, int b) const {
   std::vector<int> out;
   if (a == b || a < 0 || b < 0 || size_t(a) >= concepts_.size() || size_t(b) >= concepts_.size()) return out;

@@ -67,6 +67,11 @@ class Rollup {
   std::vector<int> shared_parents(int a, int b) const;
   // Grid column of a label name (exact), or -1.
   int column(const std::string& label) const;
+  // Whether two labels name the same kind of sound: equal, ancestor/descendant, co-parents, or
+  // children of one non-abstract parent below the roots (Raindrop and "Rain on surface").
+  bool related(const std::string& a, const std::string& b) const;
+  // Depth of a label in the ontology (longest path from a root; 0 for unknown labels).
+  int depth(const std::string& label) const;
 
  private:
   struct Concept {

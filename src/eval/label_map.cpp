@@ -254,6 +254,7 @@ std::vector<Event> LabelMap::map_events(const std::vector<Event>& events) const 
       if (!out.empty() && out.back().class_index == e.class_index && e.onset <= out.back().offset) {
         out.back().offset = std::max(out.back().offset, e.offset);
         out.back().confidence = std::max(out.back().confidence, e.confidence);
+        out.back().score = std::max(out.back().score, e.score);
       } else {
         out.push_back(std::move(e));
       }

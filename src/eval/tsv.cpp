@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <istream>
+#include <optional>
 #include <ostream>
 #include <set>
 
@@ -79,6 +80,8 @@ EventTable parse_events_tsv(std::istream& in, const std::string& source, const D
   EventTable table;
   // Column positions; without a header the DCASE order is assumed.
   size_t c_file = 0, c_on = 1, c_off = 2, c_label = 3, n_cols = 4;
+  // Earmark's own lists have a `kind` column: background segments are not events.
+  std::optional<size_t> c_kind;
   bool first = true;
   std::string line;
   int line_no = 0;
@@ -99,6 +102,7 @@ EventTable parse_events_tsv(std::istream& in, const std::string& source, const D
                                     "offset and event_label (tab-separated)",
                                     source, line_no, need));
         c_file = pos["filename"], c_on = pos["onset"], c_off = pos["offset"], c_label = pos["event_label"];
+        if (pos.count("kind")) c_kind = pos["kind"];
         n_cols = f.size();
         continue;
       }
@@ -122,6 +126,10 @@ EventTable parse_events_tsv(std::istream& in, const std::string& source, const D
       throw Error(fmt::format("{}: {} columns, expected {} (filename, onset, offset, event_label separated by tabs)",
                               where, f.size(), n_cols));
     const std::string& file = f[c_file];
+    if (c_kind && f[*c_kind] == "background") {  // a steady sound's stretch: the file still counts
+      table.add_file(file);
+      continue;
+    }
     Event e;
     if (!parse_double(f[c_on], e.onset))
       throw Error(fmt::format("{}: onset '{}' is not a number; write seconds, e.g. 1.25", where, f[c_on]));

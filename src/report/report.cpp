@@ -149,6 +149,17 @@ constexpr const char* kPipeline[][2] = {
      "each event's onset and offset are then placed at 10 ms where its sound rises out of and sinks back into the "
      "background, in the frequency bands where that sound stands out (pauses split it, a sound that goes on "
      "extends it)"},
+    {"backgrounds",
+     "a class that is on for most of a long stretch (events.background_coverage of at least "
+     "events.background_min_s, gaps under events.background_bridge_s bridged) is a steady sound: noise, hum, rain, "
+     "an engine, a TV or music bed. It is reported once for the stretch, as a background segment (kind "
+     "background), not as many events; events are what stands out from it"},
+    {"false alarms",
+     "each class's on-threshold is raised where the false-alarm calibration (events.calibration; `earmark "
+     "calibrate` on background-only audio) measured it firing on audio with no events, for at most a target number "
+     "of false alarms per hour; where more than events.burst_max unrelated labels start together (a label burst "
+     "at a transient), only those that fired most clearly over their own thresholds are kept. Confidence is the "
+     "calibrated probability that a detection is right when the table has a confidence map"},
     {"name",
      "one name per sound (events.rollup): overlapping events whose labels are related in the AudioSet ontology "
      "(ancestor and descendant, such as Animal, Dog and Bark; or two parents of one class, such as Dog and "
@@ -159,10 +170,12 @@ constexpr const char* kPipeline[][2] = {
      "the ontology file every label is reported on its own"},
 };
 
-// "Dog (also: Animal, Domestic animals, pets)": an event with the labels rolled up into it.
+// "Dog (also: Animal, Domestic animals, pets)": an event with the labels rolled up into it;
+// "Rain [background]": a background segment.
 std::string event_name(const Event& e) {
-  if (e.also.empty()) return e.label;
-  std::string s = e.label + " (also: ";
+  const std::string name = e.kind == EventKind::background ? e.label + " [background]" : e.label;
+  if (e.also.empty()) return name;
+  std::string s = name + " (also: ";
   for (size_t k = 0; k < e.also.size(); ++k) s += (k ? ", " : "") + e.also[k].label;
   return s + ")";
 }
@@ -254,6 +267,7 @@ void html_methodology(Html& h, const Content& c, const RunInfo& info) {
   std::string inputs;
   for (const auto& in : info.inputs) inputs += (inputs.empty() ? "" : "; ") + in;
   kv("Inputs", inputs);
+  kv("False-alarm calibration", info.calibration.empty() ? std::string("off (events.calibration: none)") : info.calibration);
   os << "</table>\n<h3>Software</h3>\n<table>\n";
   kv("earmark", earmark_version(info));
   kv("FFmpeg", ffmpeg_version());
@@ -475,7 +489,8 @@ std::string render_markdown_top(const Content& c, const RunInfo& info) {
             {"Label set size", c.label_count > 0 ? std::to_string(c.label_count) : "n/a"},
             {"Started", or_na(info.started_at)},
             {"Wall time", info.wall_s > 0 ? fmt::format("{:.1f} s", info.wall_s) : "n/a"},
-            {"Inputs", or_na(inputs)}});
+            {"Inputs", or_na(inputs)},
+            {"False-alarm calibration", info.calibration.empty() ? "off (events.calibration: none)" : info.calibration}});
   std::vector<std::vector<std::string>> sw = {
       {"earmark", earmark_version(info)}, {"FFmpeg", ffmpeg_version()}, {"Cairo", cairo_version_string()}};
   if (!info.torch_version.empty()) sw.push_back({"LibTorch", info.torch_version});
@@ -947,6 +962,7 @@ void write_run_info(const std::string& path, const RunInfo& info) {
                               {"label_count", info.label_count},
                               {"version", earmark_version(info)},
                               {"torch_version", info.torch_version},
+                              {"calibration", info.calibration},
                               {"started_at", info.started_at},
                               {"wall_s", info.wall_s},
                               {"inputs", info.inputs},
@@ -968,6 +984,7 @@ RunInfo read_run_info(const std::string& path) {
     info.label_count = j.value("label_count", size_t(0));
     info.version = j.value("version", "");
     info.torch_version = j.value("torch_version", "");
+    info.calibration = j.value("calibration", "");
     info.started_at = j.value("started_at", "");
     info.wall_s = j.value("wall_s", 0.0);
     info.inputs = j.value("inputs", std::vector<std::string>{});

@@ -37,6 +37,7 @@ struct RunInfo {
   // and the LibTorch version string (empty: not listed).
   size_t label_count = 0;
   std::string torch_version;
+  std::string calibration;  // the false-alarm calibration in use, one sentence (empty: off)
 };
 
 struct ReportConfig {

@@ -88,6 +88,9 @@ json file_json(const FileResult& r, bool frame_scores) {
                       {"offset", ms(e.offset)},
                       {"label", e.label},
                       {"confidence", float_for_json(e.confidence)},
+                      {"score", float_for_json(e.score)},
+                      {"salience_db", float_for_json(e.salience_db)},
+                      {"kind", kind_name(e.kind)},
                       {"also", std::move(also)}});
   }
   f["events"] = std::move(events);
@@ -178,7 +181,7 @@ std::string csv_rows(const FileResult& r) {
   const std::string file = csv_field(r.path);
   for (const auto& e : r.events)
     out += file + ',' + fixed3(e.onset) + ',' + fixed3(e.offset) + ',' + csv_field(e.label) + ',' +
-           fixed3(e.confidence) + '\n';
+           fixed3(e.confidence) + ',' + kind_name(e.kind) + '\n';
   return out;
 }
 std::string tsv_rows(const FileResult& r) {
@@ -186,11 +189,13 @@ std::string tsv_rows(const FileResult& r) {
   if (!r.ok()) return out;
   const std::string file = tsv_field(base_name(r.path));
   for (const auto& e : r.events)
-    out += file + '\t' + fixed3(e.onset) + '\t' + fixed3(e.offset) + '\t' + tsv_field(e.label) + '\n';
+    out += file + '\t' + fixed3(e.onset) + '\t' + fixed3(e.offset) + '\t' + tsv_field(e.label) + '\t' +
+           kind_name(e.kind) + '\n';
   return out;
 }
-constexpr const char* kCsvHeader = "file,onset,offset,label,confidence\n";
-constexpr const char* kTsvHeader = "filename\tonset\toffset\tevent_label\n";
+// `kind`: event, or background (a steady sound reported once for its stretch; detect/background.hpp).
+constexpr const char* kCsvHeader = "file,onset,offset,label,confidence,kind\n";
+constexpr const char* kTsvHeader = "filename\tonset\toffset\tevent_label\tkind\n";
 
 // events.json is written record by record: a head, the records with a separator between them,
 // and a tail that closes the document. Indented (as nlohmann's dump(2) would write the whole
@@ -253,7 +258,8 @@ void write_csv(std::ostream& os, const std::vector<FileResult>& results) {
 void write_audacity(std::ostream& os, const FileResult& result) {
   if (!result.ok()) return;
   for (const auto& e : result.events)
-    os << fixed3(e.onset) << '\t' << fixed3(e.offset) << '\t' << tsv_field(e.label) << '\n';
+    os << fixed3(e.onset) << '\t' << fixed3(e.offset) << '\t'
+       << tsv_field(e.kind == EventKind::background ? e.label + " (background)" : e.label) << '\n';
 }
 
 void write_dcase_tsv(std::ostream& os, const std::vector<FileResult>& results) {
@@ -324,6 +330,10 @@ std::vector<FileResult> read_json(std::istream& is, const std::string& origin) {
         ev.offset = e.at("offset").get<double>();
         ev.label = e.at("label").get<std::string>();
         ev.confidence = e.at("confidence").is_number() ? e["confidence"].get<float>() : NAN;
+        // Files written before scores and kinds were: the confidence was the peak score.
+        ev.score = e.contains("score") && e["score"].is_number() ? e["score"].get<float>() : ev.confidence;
+        ev.salience_db = e.contains("salience_db") && e["salience_db"].is_number() ? e["salience_db"].get<float>() : NAN;
+        ev.kind = e.contains("kind") ? kind_from_name(e["kind"].get<std::string>()) : EventKind::event;
         for (const auto& a : e.value("also", nlohmann::json::array()))
           ev.also.push_back(RolledLabel{a.at("label").get<std::string>(),
                                         a.at("confidence").is_number() ? a["confidence"].get<float>() : NAN});

@@ -61,6 +61,7 @@ report::RunInfo to_run_info(const RunMetadata& m) {
   info.inputs = m.inputs;
   info.label_count = m.label_count;
   info.torch_version = m.torch_version;
+  info.calibration = m.calibration;
   return info;
 }
 
@@ -128,6 +129,7 @@ RunMetadata describe_run(const Detector& det, const std::vector<std::string>& in
   m.inputs = inputs;
   m.label_count = det.labels().size();
   m.torch_version = model::torch_version();
+  m.calibration = det.calibration();
   return m;
 }
 

@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "decode/decoder.hpp"
+#include "detect/calibration.hpp"
 #include "earmark/earmark.hpp"
 #include "earmark/run.hpp"
 #include "model/labels.hpp"
@@ -1093,6 +1094,11 @@ struct Service::Impl {
     info.model_name = model_name.empty() ? det_cfg.model.name : model_name;
     info.checkpoint_path = checkpoint_path;
     info.checkpoint_sha256 = checkpoint_sha;
+    try {  // the workers' calibration, as the report should name it
+      if (const auto cal = detect::select_calibration(det_cfg.events.calibration, checkpoint_sha)) info.calibration = cal->summary();
+    } catch (const std::exception& e) {
+      info.calibration = std::string("could not be read here: ") + e.what();
+    }
     info.config_yaml = det_cfg.to_yaml();
     info.started_at = job->created_at;
     for (const auto& f : job->files) info.inputs.push_back(f.name);

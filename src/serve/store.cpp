@@ -434,7 +434,8 @@ json summary_of(const FileResult& r) {
     j["duration_s"] = r.info.duration_s;
     json ev = json::array();
     for (const auto& e : r.events)
-      ev.push_back({{"onset", e.onset}, {"offset", e.offset}, {"label", e.label}, {"confidence", e.confidence}});
+      ev.push_back({{"onset", e.onset}, {"offset", e.offset}, {"label", e.label}, {"confidence", e.confidence},
+                    {"kind", kind_name(e.kind)}});
     j["events"] = ev;
     if (!r.warnings.empty()) j["warnings"] = r.warnings;
   } else {

@@ -144,6 +144,11 @@ async function show(n) {
       "</td><td>" + e.offset.toFixed(2) + "</td><td>" + e.confidence.toFixed(2) + "</td>";
     tr.querySelector(".sw").style.background = c;
     tr.querySelector(".label").appendChild(document.createTextNode(e.label));
+    if (e.kind === "background") {  // a steady sound, reported once for its stretch
+      tr.className = "event background";
+      const b = document.createElement("span"); b.className = "also"; b.textContent = " [background]";
+      tr.querySelector(".label").appendChild(b);
+    }
     if (e.also && e.also.length) {  // one sound, one row: the labels rolled up into it
       const a = document.createElement("span"); a.className = "also";
       a.textContent = " (also: " + e.also.map(x => x.label).join(", ") + ")";
