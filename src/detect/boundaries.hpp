@@ -43,6 +43,7 @@ class BandEnvelope {
   // Normalised log-mel frames, frame-major (n x 128), in order.
   void push(std::span<const float> frames, size_t n);
   size_t frames() const { return centi_db_.size() / kEnvelopeBands; }
+  void reserve_frames(size_t n) { centi_db_.reserve(n * kEnvelopeBands); }
   double hop_s() const { return kHop / double(kSampleRate); }
   float db(size_t frame, int band) const { return float(centi_db_[frame * kEnvelopeBands + size_t(band)]) / 100.0f; }
 

@@ -209,6 +209,15 @@ FrameScores apply_label_config(const FrameScores& scores, const EventsConfig& cf
   return out;
 }
 
+FrameScores apply_label_config(FrameScores&& scores, const EventsConfig& cfg) {
+  if (!cfg.groups.empty() || !cfg.allow.empty() || !cfg.deny.empty())
+    return apply_label_config(static_cast<const FrameScores&>(scores), cfg);
+  check_grid(scores);
+  validate_label_names(scores.labels, cfg);
+  for (auto& v : scores.values) v = finite_or_zero(v);
+  return std::move(scores);
+}
+
 std::vector<float> median_filter(const std::vector<float>& x, int width) {
   if (width < 1 || width % 2 == 0)
     throw Error("median filter: the width must be an odd number of frames >= 1, not " + std::to_string(width));

@@ -26,6 +26,9 @@ void validate_label_names(const std::vector<std::string>& labels, const EventsCo
 //    over allow. A denied label still counts towards its groups.
 //  - Output order: the model's labels in their order, then the groups by name.
 FrameScores apply_label_config(const FrameScores& scores, const EventsConfig& cfg);
+// The same, reusing `scores`' memory when the config keeps every label as it is (no groups,
+// allow or deny): a long file's grid is then not copied.
+FrameScores apply_label_config(FrameScores&& scores, const EventsConfig& cfg);
 
 // Turns a score grid into events, sorted by onset then label. `duration_s` clips the last
 // event's offset to the file length (events starting at or after it are dropped).

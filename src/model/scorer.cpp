@@ -26,6 +26,13 @@ double FrameScorer::hop_s() const { return cfg_.method == "windows" ? cfg_.hop_s
 
 long FrameScorer::chunk_start(long g0, int context) const { return kCol * (g0 - context) + kCol / 2; }
 
+void FrameScorer::reserve_seconds(double seconds) {
+  if (!(seconds > 0)) return;
+  const auto rows = size_t(std::ceil(seconds / hop_s())) + 8;
+  logits_.reserve(rows * size_t(classes_));
+  if (keep_embeddings_) embeddings_.reserve(rows * size_t(net_.info().embedding_dim));
+}
+
 void FrameScorer::push(std::span<const float> frames, size_t n) {
   mel_.insert(mel_.end(), frames.begin(), frames.begin() + long(n * kMels));
   mel_total_ += long(n);

@@ -44,6 +44,10 @@ class FrameScorer {
   int classes() const { return classes_; }
   // frames() x classes() logits (apply a sigmoid for scores).
   const std::vector<float>& logits() const { return logits_; }
+  // Allocates the logits (and embeddings) for an input of about this length.
+  void reserve_seconds(double seconds);
+  // Hands the logits over (frames() is 0 afterwards): a long file's grid is not copied.
+  std::vector<float> take_logits() { return std::move(logits_); }
   // frames() x embedding_dim, when asked for (columns method only).
   const std::vector<float>& embeddings() const { return embeddings_; }
 

@@ -17,6 +17,13 @@ FrontHalf::FrontHalf(const Config& config, const model::Network& net, bool keep_
   if (config.condition.any_enabled()) conditioner_.emplace(config.condition);
 }
 
+void FrontHalf::expect_seconds(double seconds) {
+  if (!(seconds > 0)) return;
+  seconds = std::min(seconds, 12 * 3600.0) * 1.01 + 1.0;  // estimates are rough at the end
+  scorer_->reserve_seconds(seconds);
+  if (keep_envelope_) envelope_.reserve_frames(size_t(seconds * kSampleRate / kHop));
+}
+
 void FrontHalf::front(std::span<const float> block, bool last, std::vector<float>& frames, Timings* t) {
   auto t0 = Clock::now();
   samples_ += block.size();

@@ -43,6 +43,11 @@ class FrontHalf {
   // Frees the network's outputs (logits, embeddings) once they are used: a long file's grid is
   // tens of MB per copy.
   void release_scorer() { scorer_.reset(); }
+  // The input's expected length (a container's estimate): the grids are allocated for it once.
+  // Capped at 12 hours, so that a header claiming years allocates nothing absurd.
+  void expect_seconds(double seconds);
+  // The logits, moved out of the scorer (see FrameScorer::take_logits).
+  std::vector<float> take_logits() { return scorer_->take_logits(); }
   size_t samples() const { return samples_; }  // given to front() so far
   // After the last block, with `analyse`: the quality report of the signal as recorded, and
   // the thumbnail.
