@@ -231,6 +231,8 @@ TEST(Calibration, ExpectedCalibrationError) {
   EXPECT_NEAR(detect::expected_calibration_error({0.5f, 0.5f, 0.5f, 0.5f}, {1, 0, 1, 0}), 0.0, 1e-9);
   EXPECT_NEAR(detect::expected_calibration_error({0.9f, 0.9f}, {0, 0}), 0.9, 1e-6);
   EXPECT_DOUBLE_EQ(detect::expected_calibration_error({}, {}), 0.0);
+  // Events without a confidence are not judged.
+  EXPECT_NEAR(detect::expected_calibration_error({0.9f, NAN, 0.9f}, {0, 1, 0}), 0.9, 1e-6);
 }
 
 // A grid of `labels` over `seconds` at 0.16 s filled by `fill(frame, class)`.

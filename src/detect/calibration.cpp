@@ -266,14 +266,16 @@ double expected_calibration_error(const std::vector<float>& confidence, const st
   if (confidence.empty() || bins < 1) return 0;
   std::vector<double> sum_c(size_t(bins), 0), sum_r(size_t(bins), 0), n(size_t(bins), 0);
   for (size_t i = 0; i < confidence.size(); ++i) {
-    const int k = std::clamp(int(double(confidence[i]) * bins), 0, bins - 1);
+    if (!std::isfinite(confidence[i])) continue;  // no confidence: not judged
+    const int k = std::clamp(int(std::clamp(double(confidence[i]), 0.0, 1.0) * bins), 0, bins - 1);
     sum_c[size_t(k)] += confidence[i];
     sum_r[size_t(k)] += right[i] ? 1 : 0;
     n[size_t(k)] += 1;
   }
-  double e = 0;
+  double total = 0, e = 0;
+  for (double c : n) total += c;
   for (size_t k = 0; k < size_t(bins); ++k)
-    if (n[k] > 0) e += std::abs(sum_c[k] - sum_r[k]) / double(confidence.size());
+    if (n[k] > 0) e += std::abs(sum_c[k] - sum_r[k]) / total;
   return e;
 }
 

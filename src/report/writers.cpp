@@ -333,7 +333,13 @@ std::vector<FileResult> read_json(std::istream& is, const std::string& origin) {
         // Files written before scores and kinds were: the confidence was the peak score.
         ev.score = e.contains("score") && e["score"].is_number() ? e["score"].get<float>() : ev.confidence;
         ev.salience_db = e.contains("salience_db") && e["salience_db"].is_number() ? e["salience_db"].get<float>() : NAN;
-        ev.kind = e.contains("kind") ? kind_from_name(e["kind"].get<std::string>()) : EventKind::event;
+        if (e.contains("kind")) {
+          try {
+            ev.kind = kind_from_name(e["kind"].get<std::string>());
+          } catch (const Error& x) {
+            throw Error(origin + ": " + r.path + ": " + x.what());
+          }
+        }
         for (const auto& a : e.value("also", nlohmann::json::array()))
           ev.also.push_back(RolledLabel{a.at("label").get<std::string>(),
                                         a.at("confidence").is_number() ? a["confidence"].get<float>() : NAN});
