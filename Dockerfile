@@ -20,6 +20,8 @@ COPY scripts/build scripts/build
 COPY include include
 COPY src src
 COPY apps apps
+# The built-in false-alarm calibration table, compiled into the library (data/calibration/README.md).
+COPY data/calibration/mn04_as.json data/calibration/mn04_as.json
 COPY deploy/container/runtime-packages /usr/local/bin/runtime-packages
 # ccache: a build cache mount, or the host's ccache folder when deploy/container/build-image is given
 # --ccache-dir (CI: the objects of its test build are reused, so the image compiles next to nothing).
