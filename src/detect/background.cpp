@@ -10,6 +10,47 @@
 
 namespace earmark::detect {
 
+namespace {
+
+// Where classes are present on a score grid: a score at least params.floor x the class's
+// off-threshold. One reading of the grid for the background rules, the absorption and the
+// salience check.
+class Presence {
+ public:
+  Presence(const FrameScores* scores, const BackgroundParams& params) : scores_(scores), params_(params) {
+    if (scores && scores->frames > 0 && scores->hop_s > 0 &&
+        scores->values.size() == size_t(scores->frames) * scores->labels.size())
+      for (size_t c = 0; c < scores->labels.size(); ++c) column_.emplace(scores->labels[c], int(c));
+  }
+  // The grid column of a label (the first with that name), or -1 (no usable grid, no such label).
+  int column(const std::string& label) const {
+    const auto it = column_.find(label);
+    return it == column_.end() ? -1 : it->second;
+  }
+  double level(const std::string& label) const {
+    const auto o = params_.off.find(label);
+    return params_.floor * (o != params_.off.end() ? o->second : params_.default_off);
+  }
+  double hop() const { return scores_->hop_s; }
+  int frames() const { return scores_->frames; }
+  bool present(int f, int c, double level) const { return double(scores_->at(f, c)) >= level; }
+  // Frames of [f0, f1), clipped to the grid, in which column c is at least `level`.
+  int count(int c, double level, int f0, int f1) const {
+    int n = 0;
+    for (int f = std::max(0, f0); f < std::min(frames(), f1); ++f) n += present(f, c, level) ? 1 : 0;
+    return n;
+  }
+  int floor_frame(double t) const { return int(std::floor(t / hop())); }
+  int ceil_frame(double t) const { return int(std::ceil(t / hop())); }
+
+ private:
+  const FrameScores* scores_;
+  const BackgroundParams& params_;
+  std::map<std::string, int> column_;
+};
+
+}  // namespace
+
 BackgroundParams BackgroundParams::from(const EventsConfig& cfg) {
   BackgroundParams p;
   p.enabled = cfg.background;
@@ -31,19 +72,12 @@ void absorb_related(std::vector<Event>& events, std::vector<Event>& backgrounds,
                     const std::function<bool(const std::string&, const std::string&)>& related,
                     const BackgroundParams& params, const FrameScores* scores) {
   if (backgrounds.empty()) return;
-  std::map<std::string, int> column;
-  if (scores && scores->frames > 0 && scores->hop_s > 0 &&
-      scores->values.size() == size_t(scores->frames) * scores->labels.size())
-    for (size_t c = 0; c < scores->labels.size(); ++c) column.emplace(scores->labels[c], int(c));
+  const Presence grid(scores, params);
   auto steady = [&](const std::string& label, const Event& b) {
-    const auto it = column.find(label);
-    if (it == column.end()) return false;
-    const auto o = params.off.find(label);
-    const double level = params.floor * (o != params.off.end() ? o->second : params.default_off), hop = scores->hop_s;
-    const int f0 = std::max(0, int(std::floor(b.onset / hop))), f1 = std::min(scores->frames, int(std::ceil(b.offset / hop)));
-    int present = 0;
-    for (int f = f0; f < f1; ++f) present += double(scores->at(f, it->second)) >= level ? 1 : 0;
-    return f1 > f0 && double(present) >= params.presence * double(f1 - f0);
+    const int c = grid.column(label);
+    if (c < 0) return false;
+    const int f0 = std::max(0, grid.floor_frame(b.onset)), f1 = std::min(grid.frames(), grid.ceil_frame(b.offset));
+    return f1 > f0 && double(grid.count(c, grid.level(label), f0, f1)) >= params.presence * double(f1 - f0);
   };
   std::vector<Event> kept;
   for (auto& e : events) {
@@ -78,21 +112,17 @@ void absorb_related(std::vector<Event>& events, std::vector<Event>& backgrounds,
 }
 
 double presence_around(const FrameScores& scores, const Event& e, const BackgroundParams& params, double context_s) {
-  if (scores.frames <= 0 || !(scores.hop_s > 0) || scores.values.size() != size_t(scores.frames) * scores.labels.size())
-    return 0;
-  int c = -1;
+  const Presence grid(&scores, params);
+  int c = grid.column(e.label);
+  if (c < 0) return 0;
   if (e.class_index >= 0 && size_t(e.class_index) < scores.labels.size() && scores.labels[size_t(e.class_index)] == e.label)
     c = e.class_index;
-  for (size_t k = 0; c < 0 && k < scores.labels.size(); ++k)
-    if (scores.labels[k] == e.label) c = int(k);
-  if (c < 0) return 0;
-  const auto o = params.off.find(e.label);
-  const double level = params.floor * (o != params.off.end() ? o->second : params.default_off), hop = scores.hop_s;
-  const int a0 = std::max(0, int(std::floor((e.onset - context_s) / hop))), a1 = int(std::floor(e.onset / hop));
-  const int b0 = int(std::ceil(e.offset / hop)), b1 = std::min(scores.frames, int(std::ceil((e.offset + context_s) / hop)));
-  int n = 0, present = 0;
-  for (int f = a0; f < std::min(a1, scores.frames); ++f, ++n) present += double(scores.at(f, c)) >= level ? 1 : 0;
-  for (int f = std::max(b0, 0); f < b1; ++f, ++n) present += double(scores.at(f, c)) >= level ? 1 : 0;
+  const double level = grid.level(e.label);
+  // The context before the event, [a0, a1), and after it, [b0, b1), clipped to the grid.
+  const int a0 = std::max(0, grid.floor_frame(e.onset - context_s)), a1 = std::min(grid.frames(), grid.floor_frame(e.onset));
+  const int b0 = std::max(0, grid.ceil_frame(e.offset)), b1 = std::min(grid.frames(), grid.ceil_frame(e.offset + context_s));
+  const int n = std::max(0, a1 - a0) + std::max(0, b1 - b0);
+  const int present = grid.count(c, level, a0, a1) + grid.count(c, level, b0, b1);
   return n > 0 ? double(present) / n : 1.0;  // no context at all: the event is the whole file
 }
 
@@ -105,24 +135,13 @@ void split_kinds(const std::vector<Event>& all, std::vector<Event>& events, std:
 std::vector<Event> mark_backgrounds(const std::vector<Event>& events, const BackgroundParams& params,
                                     const FrameScores* scores) {
   if (!params.enabled) return events;
-  std::map<std::string, int> column;
-  if (scores && scores->frames > 0 && scores->hop_s > 0 &&
-      scores->values.size() == size_t(scores->frames) * scores->labels.size())
-    for (size_t c = 0; c < scores->labels.size(); ++c) column.emplace(scores->labels[c], int(c));
-  auto level_of = [&](const std::string& label) {
-    const auto o = params.off.find(label);
-    return params.floor * (o != params.off.end() ? o->second : params.default_off);
-  };
+  const Presence grid(scores, params);
   // Seconds of [t0, t1) in which the class of `label` is present: its score at least floor x its
   // off-threshold, or inside one of its events (`covered`, measured from the events).
   auto presence = [&](const std::string& label, double t0, double t1, double covered) {
-    const auto it = column.find(label);
-    if (it == column.end()) return covered;
-    const double level = level_of(label), hop = scores->hop_s;
-    const int f0 = std::max(0, int(std::floor(t0 / hop))), f1 = std::min(scores->frames, int(std::ceil(t1 / hop)));
-    int present = 0;
-    for (int f = f0; f < f1; ++f) present += double(scores->at(f, it->second)) >= level ? 1 : 0;
-    return std::max(covered, present * hop);
+    const int c = grid.column(label);
+    if (c < 0) return covered;
+    return std::max(covered, grid.count(c, grid.level(label), grid.floor_frame(t0), grid.ceil_frame(t1)) * grid.hop());
   };
 
   std::vector<Event> out;
@@ -148,18 +167,18 @@ std::vector<Event> mark_backgrounds(const std::vector<Event>& events, const Back
     // Rule 1, recurring presence: where the class is present in at least `presence` of a window
     // of window_s around each moment, for at least min_s, and present there outside its own
     // events too (a sound that only rises at its events is a series of events, not a bed).
-    if (const auto it = column.find(label); it != column.end() && params.presence > 0) {
-      const int n = scores->frames, c = it->second;
-      const double hop = scores->hop_s, level = level_of(label);
+    if (const int c = grid.column(label); c >= 0 && params.presence > 0) {
+      const int n = grid.frames();
+      const double hop = grid.hop(), level = grid.level(label);
       const int half = std::max(1, int(std::lround(params.window_s / hop / 2)));
       std::vector<int> prefix(size_t(n) + 1, 0), inside(size_t(n) + 1, 0);
       std::vector<uint8_t> in_event(size_t(n), 0);
       for (const Event* e : list) {
-        const int a = std::max(0, int(std::floor(e->onset / hop))), b = std::min(n, int(std::ceil(e->offset / hop)));
+        const int a = std::max(0, grid.floor_frame(e->onset)), b = std::min(n, grid.ceil_frame(e->offset));
         for (int f = a; f < b; ++f) in_event[size_t(f)] = 1;
       }
       for (int f = 0; f < n; ++f) {
-        const bool on = double(scores->at(f, c)) >= level;
+        const bool on = grid.present(f, c, level);
         prefix[size_t(f) + 1] = prefix[size_t(f)] + (on ? 1 : 0);
         inside[size_t(f) + 1] = inside[size_t(f)] + (on && !in_event[size_t(f)] ? 1 : 0);
       }
@@ -177,8 +196,8 @@ std::vector<Event> mark_backgrounds(const std::vector<Event>& events, const Back
         while (g < n && steady(g)) ++g;
         // [f, g): steady. Its extent: from the first to the last frame where the class is present.
         int first = f, last = g - 1;
-        while (first < last && double(scores->at(first, c)) < level) ++first;
-        while (last > first && double(scores->at(last, c)) < level) --last;
+        while (first < last && !grid.present(first, c, level)) ++first;
+        while (last > first && !grid.present(last, c, level)) --last;
         const int len = last - first + 1;
         const int outside = inside[size_t(last) + 1] - inside[size_t(first)];
         if (len >= min_frames && double(outside) >= params.outside * double(len)) {
