@@ -12,6 +12,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <unordered_map>
 
 #include "condition/quality.hpp"
 #include "decode/decoder.hpp"
@@ -90,10 +91,38 @@ struct Detector::Impl {
   std::optional<detect::Calibration> calibration;
   std::string calibration_summary;
 
+  // An event's confidence is its label's peak score; where the network's columns were scaled
+  // down (frames.column_norm_max: a loud sound) the peak is taken from the unscaled scores,
+  // which is what the network says of the sound as it is. Events are still found, named and
+  // kept on the scaled grid.
+  void unscaled_confidence(std::vector<Event>& events, const std::vector<model::FrameScorer::UnscaledRow>& rows,
+                           double hop_s) const {
+    std::unordered_map<std::string, size_t> column;
+    for (size_t c = 0; c < audioset_classes; ++c) column.emplace(labels[c].name, c);
+    auto peak = [&](const std::string& label, double onset, double offset, float current) {
+      const auto it = column.find(label);
+      if (it == column.end() || !(hop_s > 0)) return current;
+      const long r0 = long(std::floor(onset / hop_s)), r1 = long(std::ceil(offset / hop_s)) - 1;
+      auto row = std::lower_bound(rows.begin(), rows.end(), r0,
+                                  [](const model::FrameScorer::UnscaledRow& u, long r) { return u.row < r; });
+      for (; row != rows.end() && row->row <= r1; ++row)
+        if (it->second < row->scores.size()) current = std::max(current, float(row->scores[it->second]) / 255.0f);
+      return current;
+    };
+    for (auto& e : events) {
+      if (e.kind != EventKind::event) continue;
+      e.confidence = peak(e.label, e.onset, e.offset, e.confidence);
+      for (auto& a : e.also) a.confidence = peak(a.label, e.onset, e.offset, a.confidence);
+      std::stable_sort(e.also.begin(), e.also.end(),
+                       [](const RolledLabel& a, const RolledLabel& b) { return a.confidence > b.confidence; });
+    }
+  }
+
   // The events of a file from its score grid: events -> backgrounds -> boundaries -> one name
   // per sound -> bursts -> calibrated confidence.
   std::vector<Event> find_events(const FrameScores& scores, const detect::BandEnvelope* envelope, double duration_s,
-                                 FrameScores* detection_scores) const {
+                                 FrameScores* detection_scores,
+                                 const std::vector<model::FrameScorer::UnscaledRow>* unscaled = nullptr) const {
     const EventsConfig& ev = config.events;
     std::vector<Event> all = detect::mark_backgrounds(detect::find_events(scores, ev, duration_s),
                                                       detect::BackgroundParams::from(ev), &scores);
@@ -132,6 +161,7 @@ struct Detector::Impl {
     if (rollup) events = detect::suppress_bursts(events, bursts);  // --all-labels: every label's own events
     events.insert(events.end(), backgrounds.begin(), backgrounds.end());
     std::sort(events.begin(), events.end(), detect::reported_order);
+    if (unscaled && !unscaled->empty()) unscaled_confidence(events, *unscaled, scores.hop_s);
     if (calibration && calibration->has_confidence)
       for (auto& e : events) {
         e.confidence = calibration->confidence(e.label, e.score);
@@ -281,10 +311,11 @@ struct Detector::Impl {
         for (size_t c = 0; c < k; ++c) raw.values[f * width + column + c] = sigmoid(head_logits[f * k + c]);
       column += k;
     }
+    const auto unscaled = half.take_unscaled();
     half.release_scorer();  // the logits are in `raw` now: one copy of a long file's grid less
     r.scores = detect::apply_label_config(std::move(raw), config.events);
     r.events = find_events(r.scores, &half.envelope(), r.info.duration_s,
-                           config.output.detection_scores ? &r.detection_scores : nullptr);
+                           config.output.detection_scores ? &r.detection_scores : nullptr, &unscaled);
     t.events_s += since(t0);
     return r;
   }

@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "decode/decoder.hpp"
 #include "detect/background.hpp"
 #include "detect/bursts.hpp"
 #include "detect/calibration.hpp"
@@ -368,6 +369,56 @@ TEST(SteadySounds, NoiseAndHumGiveOneBackgroundSegmentPerSound) {
     // at the calibrated thresholds), never the dozens of fragments of before.
     EXPECT_LE(double(events), 2.0 * kSteadySeconds / 600.0 + 1) << c.name << "\n" << listing;
   }
+}
+
+// A loud sound in a quiet room: the network's columns are scaled back into the range of the
+// clip-level features its classifier was trained on (frames.column_norm_max). Unscaled, the
+// columns holding a loud moo drive well over a hundred unrelated classes (crying, yip,
+// whistling, traffic) to 1.0; scaled, only the cow's own classes stand out, and the event's
+// confidence is still the network's unscaled peak for its label.
+TEST(Bursts, ALoudSoundDoesNotLightUpHundredsOfClasses) {
+  EXPECT_NO_FATAL_FAILURE(EARMARK_REQUIRE_SHARED());
+  if (::testing::Test::IsSkipped()) return;
+  const auto cow = decode::decode_file((testing::shared_dir() / "sounds/events/cow/tuxpaint_cow_white.flac").string());
+  ASSERT_GT(cow.size(), size_t(kSampleRate));
+  const size_t at = 3 * kSampleRate;
+  auto x = testing::pink_noise(at + cow.size() + 3 * kSampleRate, 0.0005);
+  float peak = 0;
+  for (float v : cow) peak = std::max(peak, std::abs(v));
+  for (size_t i = 0; i < cow.size(); ++i) x[at + i] += cow[i] * 0.89f / peak;  // -1 dBFS
+  auto most_classes_above_half = [](const FrameScores& s) {
+    size_t most = 0;
+    for (int f = 0; f < s.frames; ++f) {
+      size_t n = 0;
+      for (size_t c = 0; c < s.labels.size(); ++c) n += s.at(f, int(c)) > 0.5f;
+      most = std::max(most, n);
+    }
+    return most;
+  };
+  Config unscaled_cfg = detector_config();
+  unscaled_cfg.frames.column_norm_max = 0;
+  const FileResult unscaled = Detector(unscaled_cfg).detect_samples(x, "loud cow, unscaled");
+  ASSERT_TRUE(unscaled.ok()) << unscaled.error;
+  EXPECT_GT(most_classes_above_half(unscaled.scores), 50u) << "the case no longer shows the failure";
+  const FileResult r = Detector(detector_config()).detect_samples(x, "loud cow");
+  ASSERT_TRUE(r.ok()) << r.error;
+  EXPECT_LE(most_classes_above_half(r.scores), 6u);
+  const double on = double(at) / kSampleRate, off = double(at + cow.size()) / kSampleRate;
+  bool cattle = false;
+  std::string listing;
+  for (const auto& e : r.events) {
+    listing += fmt::format("  {} {:.2f}-{:.2f} {} {:.2f}/{:.2f}\n", kind_name(e.kind), e.onset, e.offset, e.label,
+                           e.score, e.confidence);
+    if (e.kind != EventKind::event) continue;
+    EXPECT_GE(e.confidence, e.score - 1e-6f) << e.label;
+    if ((e.label == "Cattle, bovinae" || e.label == "Moo") && e.onset < off && e.offset > on) {
+      cattle = true;
+      EXPECT_GT(e.confidence, 0.9f) << "a loud, clear moo";
+    }
+  }
+  EXPECT_TRUE(cattle) << listing;
+  // One sound, one name: not a spray of labels around the moo.
+  EXPECT_LE(r.events.size(), 4u) << listing;
 }
 
 TEST(SteadySounds, CalibrationOffAndABadTableAreClear) {

@@ -48,6 +48,14 @@ struct FramesConfig {
   double context_s = 0.32;
   // columns: how many feature columns (each 0.32 s) are averaged before classifying one column.
   int pool_columns = 3;
+  // columns: largest L2 norm of a (pooled) column's feature vector before it is classified;
+  // longer vectors are scaled down to it (0: off). The classifier was trained on features
+  // averaged over whole 10 s clips, whose norm stays within about 4-5.5 on real recordings;
+  // a single column holding a loud sound can reach 20, and the classifier, nearly linear in
+  // its input's scale, then drives hundreds of unrelated classes to 1.0 (a cow's moo came out
+  // as Crying, Yip, Whistling, Traffic noise, ...). Scaling keeps the column's direction (what
+  // it sounds like) and brings its size back into the range the classifier knows.
+  double column_norm_max = 5.0;
   // columns: passes over the input, each shifted by 0.32 s / passes, interleaved into one grid
   // of 0.32 s / passes (1, 2, 4 or 8; each pass costs one network run). Same network, same
   // short chunks, so the scores keep their calibration on a finer grid.

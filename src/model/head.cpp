@@ -123,6 +123,7 @@ void Head::save(const std::string& dir) const {
                     {"dim", dim},
                     {"frames", {{"method", "columns"}, {"chunk_s", chunk_s}, {"context_s", context_s},
                                 {"pool_columns", pool_columns}}}};
+  if (column_norm_max >= 0) j["embedding"]["frames"]["column_norm_max"] = column_norm_max;
   j["backbone"] = {{"name", backbone}, {"checkpoint_sha256", backbone_sha256}};
   j["architecture"] = {{"type", hidden == 0 ? "logistic_regression" : "mlp"}, {"hidden", hidden},
                        {"activation", hidden == 0 ? "none" : "relu"}, {"output", "sigmoid per class"},
@@ -172,6 +173,7 @@ Head Head::load(const std::string& path) {
     h.chunk_s = fr.at("chunk_s").get<double>();
     h.context_s = fr.at("context_s").get<double>();
     h.pool_columns = fr.at("pool_columns").get<int>();
+    h.column_norm_max = fr.value("column_norm_max", -1.0);
     h.backbone = j.at("backbone").value("name", std::string());
     h.backbone_sha256 = j.at("backbone").at("checkpoint_sha256").get<std::string>();
     h.hidden = j.at("architecture").at("hidden").get<int>();
@@ -249,6 +251,10 @@ void Head::check_compatible(const std::string& checkpoint_sha256, int embedding_
     throw Error(source + ": the head was trained with frames chunk_s " + std::to_string(chunk_s) + ", context_s " +
                 std::to_string(context_s) + ", pool_columns " + std::to_string(pool_columns) +
                 "; the configuration differs: use those settings or train the head with yours");
+  if (column_norm_max >= 0 && differs(frames.column_norm_max, column_norm_max))
+    throw Error(source + ": the head was trained with frames.column_norm_max " + std::to_string(column_norm_max) +
+                ", the configuration has " + std::to_string(frames.column_norm_max) +
+                ": use that setting or train the head with yours");
 }
 
 }  // namespace earmark::model

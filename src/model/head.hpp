@@ -37,6 +37,9 @@ struct Head {
   double chunk_s = 3.2;
   double context_s = 0.32;
   int pool_columns = 3;
+  // frames.column_norm_max the embeddings were made with; < 0: not recorded (heads written
+  // before the setting existed), not checked.
+  double column_norm_max = -1;
   std::vector<float> mean, inv_std;        // dim each
   std::vector<float> w1, b1, w2, b2;       // see the file layout above (w1/b1 empty for hidden == 0)
   std::vector<double> thresholds;          // per class, suggested event on-threshold; < 0: none

@@ -13,6 +13,20 @@ constexpr int kMels = features::kNumMels;
 constexpr long kCol = kTimeDownsample;  // mel frames per output column
 }  // namespace
 
+namespace {
+// Scales v down to norm `max_norm` when it is longer (FramesConfig::column_norm_max).
+bool limit_norm(float* v, size_t n, double max_norm) {
+  if (max_norm <= 0) return false;
+  double sq = 0;
+  for (size_t i = 0; i < n; ++i) sq += double(v[i]) * double(v[i]);
+  const double norm = std::sqrt(sq);
+  if (!(norm > max_norm)) return false;
+  const float k = float(max_norm / norm);
+  for (size_t i = 0; i < n; ++i) v[i] *= k;
+  return true;
+}
+}  // namespace
+
 FrameScorer::FrameScorer(const Network& net, const FramesConfig& cfg, int batch, bool keep_embeddings)
     : net_(net), cfg_(cfg), batch_(std::max(1, batch)), keep_embeddings_(keep_embeddings), classes_(net.info().num_classes) {
   // Pass p's columns are centred on (p + 0.5) / P of a cell instead of its middle.
@@ -84,6 +98,8 @@ void FrameScorer::run_chunks(const std::vector<long>& g0s, int core, int input_c
   const size_t dim = size_t(net_.info().embedding_dim);
   const int half = cfg_.pool_columns / 2;
   std::vector<float> pooled(inputs * size_t(core) * dim, 0.0f);
+  std::vector<float> unscaled;     // the scaled rows' features before scaling
+  std::vector<size_t> scaled_rows;  // ... and their indices in `pooled`
   for (size_t b = 0; b < g0s.size(); ++b) {
     const long first_grid = g0s[b] - context;  // grid cell of column 0
     for (int c = 0; c < core; ++c) {
@@ -100,12 +116,29 @@ void FrameScorer::run_chunks(const std::vector<long>& g0s, int core, int input_c
           ++used;
         }
         for (size_t d = 0; d < dim; ++d) out[d] /= float(used);
+        const size_t at = unscaled.size();
+        unscaled.insert(unscaled.end(), out, out + dim);
+        if (limit_norm(out, dim, cfg_.column_norm_max))
+          scaled_rows.push_back(size_t(out - pooled.data()) / dim);
+        else
+          unscaled.resize(at);
       }
     }
   }
   const size_t n = inputs * size_t(core);
   std::vector<float> logits(n * size_t(classes_));
   net_.classify(pooled.data(), int(n), logits.data());
+  if (!scaled_rows.empty()) {
+    const long first_row = long(logits_.size() / size_t(classes_));
+    std::vector<float> z(scaled_rows.size() * size_t(classes_));
+    net_.classify(unscaled.data(), int(scaled_rows.size()), z.data());
+    for (size_t i = 0; i < scaled_rows.size(); ++i) {
+      UnscaledRow u{first_row + long(scaled_rows[i]), std::vector<uint8_t>(size_t(classes_))};
+      for (size_t c = 0; c < size_t(classes_); ++c)
+        u.scores[c] = uint8_t(std::lround(255.0f / (1.0f + std::exp(-z[i * size_t(classes_) + c]))));
+      unscaled_.push_back(std::move(u));
+    }
+  }
   logits_.insert(logits_.end(), logits.begin(), logits.end());
   if (keep_embeddings_) embeddings_.insert(embeddings_.end(), pooled.begin(), pooled.end());
 }

@@ -19,6 +19,7 @@
 //    per window length of audio).
 #pragma once
 
+#include <cstdint>
 #include <deque>
 #include <span>
 #include <vector>
@@ -48,6 +49,15 @@ class FrameScorer {
   void reserve_seconds(double seconds);
   // Hands the logits over (frames() is 0 afterwards): a long file's grid is not copied.
   std::vector<float> take_logits() { return std::move(logits_); }
+  // Rows whose pooled features were scaled down to frames.column_norm_max: the network's
+  // scores for them without the scaling (sigmoid in steps of 1/255), in row order. Events are
+  // found on the scaled grid; their confidence is the network's own, unscaled peak (a loud,
+  // clear sound is more certain than its scaled score says).
+  struct UnscaledRow {
+    long row = 0;
+    std::vector<uint8_t> scores;  // classes() values
+  };
+  std::vector<UnscaledRow> take_unscaled() { return std::move(unscaled_); }
   // frames() x embedding_dim, when asked for (columns method only).
   const std::vector<float>& embeddings() const { return embeddings_; }
 
@@ -74,6 +84,7 @@ class FrameScorer {
   long next_grid_ = 0;        // first grid frame not yet scored
   std::vector<float> logits_;
   std::vector<float> embeddings_;
+  std::vector<UnscaledRow> unscaled_;
 };
 
 }  // namespace earmark::model

@@ -605,6 +605,7 @@ TrainResult fit_train_data(const TrainData& data, const TrainOptions& opt, const
   h.chunk_s = embedder.config().frames.chunk_s;
   h.context_s = embedder.config().frames.context_s;
   h.pool_columns = embedder.config().frames.pool_columns;
+  h.column_norm_max = embedder.config().frames.column_norm_max;
   h.thresholds = r.report.thresholds;
   // Clips with one label each: the classes exclude each other, and the detector keeps only
   // the best of them per frame (a drawer must not also come out as a knock).

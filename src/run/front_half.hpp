@@ -48,6 +48,8 @@ class FrontHalf {
   void expect_seconds(double seconds);
   // The logits, moved out of the scorer (see FrameScorer::take_logits).
   std::vector<float> take_logits() { return scorer_->take_logits(); }
+  // The scaled rows' unscaled scores (see FrameScorer::take_unscaled).
+  std::vector<model::FrameScorer::UnscaledRow> take_unscaled() { return scorer_->take_unscaled(); }
   size_t samples() const { return samples_; }  // given to front() so far
   // After the last block, with `analyse`: the quality report of the signal as recorded, and
   // the thumbnail.
