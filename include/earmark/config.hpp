@@ -22,7 +22,7 @@ struct ModelConfig {
   // conditioning and features run on one thread while the network uses the others.
   int threads = 0;
   // Chunks (or windows) are batched through the network this many at a time.
-  int batch = 8;
+  int batch = 4;
   // Custom-class heads (folders written by `earmark train`, see docs/custom-classes.md): their
   // classes are scored on the network's frame embeddings and added to the AudioSet classes.
   // Each must have been trained on this checkpoint with these frames settings.
