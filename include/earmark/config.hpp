@@ -90,7 +90,7 @@ struct EventsConfig {
   bool refine = true;
   // ... and an event whose sound stands out of the background in its own bands by less than
   // this (Event::salience_db) is the background's own flicker, not an event (0: keep all).
-  double min_salience_db = 2.0;
+  double min_salience_db = 6.0;
   double refine_search_s = 1.0;
   double refine_threshold_db = 3.0;
   double refine_bridge_s = 0.25;
