@@ -183,6 +183,10 @@ struct Detector::Impl {
     FileResult r;
     r.path = name;
     run::FrontHalf half(config, *net, !heads.empty(), true);
+    // The AudioSet classes alone: the scorer keeps the scores in a compact grid (half floats:
+    // the grid as it is reported), not the logits; with heads the logits are combined with theirs.
+    const bool scores_only = heads.empty() && audioset_classes == size_t(net->info().num_classes);
+    if (scores_only) half.keep_scores_only();
     half.expect_seconds(expected_s);
     const model::FrameScorer& scorer = half.scorer();
 
@@ -284,15 +288,13 @@ struct Detector::Impl {
     const size_t width = labels.size(), frames = size_t(raw.frames);
     const size_t net_classes = size_t(net->info().num_classes);
     auto sigmoid = [](float z) { return 1.0f / (1.0f + std::exp(-z)); };
-    if (width == net_classes && audioset_classes == net_classes) {
-      // The AudioSet classes alone: the scores take the logits' place, so a long file's grid
-      // (527 x 4 bytes per 0.16 s: 47 MB per hour) is held once, not twice.
-      raw.values = half.take_logits();
-      for (auto& z : raw.values) z = sigmoid(z);
+    if (scores_only && width == net_classes) {
+      // The scorer's compact scores are the grid (527 x 2 bytes per 0.16 s: 24 MB per hour), held once.
+      raw.values = half.take_scores();
     } else {
       raw.values.resize(frames * width);
       for (size_t f = 0; f < frames; ++f)
-        for (size_t c = 0; c < audioset_classes; ++c) raw.values[f * width + c] = sigmoid(scorer.logits()[f * net_classes + c]);
+        for (size_t c = 0; c < audioset_classes; ++c) raw.values.set(f * width + c, sigmoid(scorer.logits()[f * net_classes + c]));
     }
     size_t column = audioset_classes;
     std::vector<float> head_logits;
@@ -308,7 +310,7 @@ struct Detector::Impl {
             if (c != best) row[c] = -1e4f;
         }
       for (size_t f = 0; f < frames; ++f)
-        for (size_t c = 0; c < k; ++c) raw.values[f * width + column + c] = sigmoid(head_logits[f * k + c]);
+        for (size_t c = 0; c < k; ++c) raw.values.set(f * width + column + c, sigmoid(head_logits[f * k + c]));
       column += k;
     }
     const auto unscaled = half.take_unscaled();

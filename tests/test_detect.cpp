@@ -78,6 +78,7 @@ TEST(Detect, ScoreGridCoversTheFile) {
   EXPECT_EQ(r.scores.frames, 63);  // ceil(10 / 0.16)
   EXPECT_EQ(r.scores.labels.size(), 527u);
   for (float v : r.scores.values) ASSERT_TRUE(v >= 0.0f && v <= 1.0f);
+  EXPECT_TRUE(r.scores.values.compact());  // half floats: a long file's grid at half the size
   for (const auto& e : r.events) {
     EXPECT_GE(e.onset, 0.0);
     EXPECT_LE(e.offset, 10.0 + 1e-9);

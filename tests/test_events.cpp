@@ -511,3 +511,58 @@ TEST(LabelConfig, GroupEventsComeOutUnderTheGroupName) {
   EXPECT_DOUBLE_EQ(ev[0].offset, 1.0);
   EXPECT_FLOAT_EQ(ev[0].confidence, 0.9f);
 }
+
+// The compact (half-float) score grid a detector keeps (earmark::ScoreValues).
+TEST(ScoreValues, HalfFloatEncodingIsExactWhereItCanBeAndRoundsToNearestEven) {
+  using earmark::float_to_half;
+  using earmark::half_to_float;
+  for (uint32_t h = 0; h < 0x10000u; ++h) {
+    if ((h & 0x7c00u) == 0x7c00u && (h & 0x3ffu) != 0) {
+      EXPECT_TRUE(std::isnan(half_to_float(uint16_t(h)))) << h;
+      continue;
+    }
+    ASSERT_EQ(float_to_half(half_to_float(uint16_t(h))), h) << "half " << h << " = " << half_to_float(uint16_t(h));
+  }
+  EXPECT_EQ(float_to_half(1.0f), 0x3c00u);
+  EXPECT_EQ(float_to_half(-2.0f), 0xc000u);
+  EXPECT_EQ(float_to_half(0.1f), 0x2e66u);
+  EXPECT_EQ(float_to_half(65504.0f), 0x7bffu);
+  EXPECT_EQ(float_to_half(65520.0f), 0x7c00u);  // rounds up past the largest half: infinity
+  EXPECT_EQ(float_to_half(std::ldexp(1.0f, -24)), 0x0001u);         // smallest subnormal
+  EXPECT_EQ(float_to_half(std::ldexp(1.0f, -25)), 0x0000u);         // halfway to it: ties to even (0)
+  EXPECT_EQ(float_to_half(std::ldexp(3.0f, -25)), 0x0002u);         // 1.5 steps: ties to even (2)
+  EXPECT_EQ(float_to_half(std::ldexp(1.0f, -14) * 0.99999f), 0x0400u);  // rounds up into the normals
+  EXPECT_EQ(float_to_half(1.0f + std::ldexp(1.0f, -11)), 0x3c00u);      // halfway: ties to even
+  EXPECT_EQ(float_to_half(1.0f + 3 * std::ldexp(1.0f, -11)), 0x3c02u);  // halfway: ties to even (up)
+  EXPECT_EQ(float_to_half(-0.0f), 0x8000u);
+  EXPECT_EQ(float_to_half(INFINITY), 0x7c00u);
+  EXPECT_TRUE(std::isnan(half_to_float(float_to_half(NAN))));
+}
+
+TEST(ScoreValues, CompactGridKeepsScoresToElevenBitsAndPrintsTheShortestDecimal) {
+  auto v = earmark::ScoreValues::make_compact();
+  ASSERT_TRUE(v.compact());
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> u(0.0f, 1.0f);
+  std::vector<float> x(10000);
+  for (auto& s : x) s = u(rng);
+  for (float s : x) v.push_back(s);
+  ASSERT_EQ(v.size(), x.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    EXPECT_LE(std::abs(v[i] - x[i]), std::max(x[i] * std::ldexp(1.0f, -11), std::ldexp(1.0f, -25))) << x[i];
+    EXPECT_EQ(earmark::float_to_half(v.printable(i)), earmark::float_to_half(v[i]));  // reads back the same
+  }
+  v.assign(3, 0.0f);
+  v[0] = 0.1f;
+  v[1] = 0.9f;
+  v[2] = 0.3f;
+  EXPECT_NE(v[0], 0.1f);  // stored as 0.0999756
+  EXPECT_EQ(v.printable(0), 0.1f);
+  EXPECT_EQ(v.printable(1), 0.9f);
+  EXPECT_EQ(v.printable(2), 0.3f);
+  // A grid read from a file or built by hand keeps floats (evaluation is exact).
+  earmark::ScoreValues exact{0.123456789f};
+  EXPECT_FALSE(exact.compact());
+  EXPECT_EQ(exact[0], 0.123456789f);
+  EXPECT_EQ(exact.printable(0), 0.123456789f);
+}

@@ -223,8 +223,8 @@ FrameScores detection_scores(const FrameScores& scores, const EventsConfig& cfg,
       const long first = std::max(0L, long(std::ceil(e.onset / step_s - 0.5)));
       const long last = std::min(long(out.frames), long(std::ceil(e.offset / step_s - 0.5)));
       for (long j = first; j < last; ++j) {
-        float& v = out.values[size_t(j) * C + size_t(e.class_index)];
-        v = std::max(v, float(tau));
+        const size_t at = size_t(j) * C + size_t(e.class_index);
+        out.values.set(at, std::max(float(out.values[at]), float(tau)));
       }
     }
   }

@@ -197,13 +197,14 @@ FrameScores apply_label_config(const FrameScores& scores, const EventsConfig& cf
   }
 
   const size_t C = out.labels.size();
+  if (scores.values.compact()) out.values = ScoreValues::make_compact();
   out.values.resize(size_t(out.frames) * C);
   for (size_t f = 0; f < size_t(out.frames); ++f) {
-    const float* row = scores.values.data() + f * L;
+    const size_t row = f * L;
     for (size_t c = 0; c < C; ++c) {
       float v = -INFINITY;
-      for (int m : sources[c]) v = std::max(v, finite_or_zero(row[m]));
-      out.values[f * C + c] = v;
+      for (int m : sources[c]) v = std::max(v, finite_or_zero(scores.values[row + size_t(m)]));
+      out.values.set(f * C + c, v);
     }
   }
   return out;
@@ -214,7 +215,8 @@ FrameScores apply_label_config(FrameScores&& scores, const EventsConfig& cfg) {
     return apply_label_config(static_cast<const FrameScores&>(scores), cfg);
   check_grid(scores);
   validate_label_names(scores.labels, cfg);
-  for (auto& v : scores.values) v = finite_or_zero(v);
+  for (size_t i = 0; i < scores.values.size(); ++i)
+    if (const float v = scores.values[i]; !std::isfinite(v)) scores.values.set(i, 0.0f);
   return std::move(scores);
 }
 

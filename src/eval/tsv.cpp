@@ -224,7 +224,7 @@ void write_scores_tsv(std::ostream& out, const FrameScores& scores) {
   std::string row;
   for (int f = 0; f < scores.frames; ++f) {
     row = fmt::format("{}\t{}", f * scores.hop_s, (f + 1) * scores.hop_s);
-    for (size_t c = 0; c < k; ++c) fmt::format_to(std::back_inserter(row), "\t{}", scores.values[size_t(f) * k + c]);
+    for (size_t c = 0; c < k; ++c) fmt::format_to(std::back_inserter(row), "\t{}", scores.values.printable(size_t(f) * k + c));
     row += '\n';
     out << row;
   }

@@ -27,6 +27,14 @@ bool limit_norm(float* v, size_t n, double max_norm) {
 }
 }  // namespace
 
+void FrameScorer::append(const std::vector<float>& logits) {
+  if (!compact_) {
+    logits_.insert(logits_.end(), logits.begin(), logits.end());
+    return;
+  }
+  for (float z : logits) scores_.push_back(1.0f / (1.0f + std::exp(-z)));
+}
+
 FrameScorer::FrameScorer(const Network& net, const FramesConfig& cfg, int batch, bool keep_embeddings)
     : net_(net), cfg_(cfg), batch_(std::max(1, batch)), keep_embeddings_(keep_embeddings), classes_(net.info().num_classes) {
   // Pass p's columns are centred on (p + 0.5) / P of a cell instead of its middle.
@@ -43,7 +51,10 @@ long FrameScorer::chunk_start(long g0, int context) const { return kCol * (g0 - 
 void FrameScorer::reserve_seconds(double seconds) {
   if (!(seconds > 0)) return;
   const auto rows = size_t(std::ceil(seconds / hop_s())) + 8;
-  logits_.reserve(rows * size_t(classes_));
+  if (compact_)
+    scores_.reserve(rows * size_t(classes_));
+  else
+    logits_.reserve(rows * size_t(classes_));
   if (keep_embeddings_) embeddings_.reserve(rows * size_t(net_.info().embedding_dim));
 }
 
@@ -62,6 +73,7 @@ void FrameScorer::finish(size_t samples) {
   mel_.clear();
   // The last cell's later passes may lie past the end of the audio.
   if (logits_.size() > size_t(rows_total_) * size_t(classes_)) logits_.resize(size_t(rows_total_) * size_t(classes_));
+  if (scores_.size() > size_t(rows_total_) * size_t(classes_)) scores_.resize(size_t(rows_total_) * size_t(classes_));
   const size_t dim = size_t(net_.info().embedding_dim);
   if (embeddings_.size() > size_t(rows_total_) * dim) embeddings_.resize(size_t(rows_total_) * dim);
 }
@@ -129,7 +141,7 @@ void FrameScorer::run_chunks(const std::vector<long>& g0s, int core, int input_c
   std::vector<float> logits(n * size_t(classes_));
   net_.classify(pooled.data(), int(n), logits.data());
   if (!scaled_rows.empty()) {
-    const long first_row = long(logits_.size() / size_t(classes_));
+    const long first_row = long(this->frames());
     std::vector<float> z(scaled_rows.size() * size_t(classes_));
     net_.classify(unscaled.data(), int(scaled_rows.size()), z.data());
     for (size_t i = 0; i < scaled_rows.size(); ++i) {
@@ -139,7 +151,7 @@ void FrameScorer::run_chunks(const std::vector<long>& g0s, int core, int input_c
       unscaled_.push_back(std::move(u));
     }
   }
-  logits_.insert(logits_.end(), logits.begin(), logits.end());
+  append(logits);
   if (keep_embeddings_) embeddings_.insert(embeddings_.end(), pooled.begin(), pooled.end());
 }
 
@@ -149,7 +161,7 @@ void FrameScorer::run_windows(const std::vector<long>& starts) {
   for (size_t b = 0; b < starts.size(); ++b) gather(starts[b], w, mel.data() + b * size_t(w) * kMels);
   std::vector<float> logits(starts.size() * size_t(classes_));
   net_.clip(mel.data(), int(starts.size()), w, logits.data(), nullptr);
-  logits_.insert(logits_.end(), logits.begin(), logits.end());
+  append(logits);
 }
 
 void FrameScorer::run_ready(bool final) {

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "earmark/config.hpp"
+#include "earmark/earmark.hpp"
 #include "model/network.hpp"
 
 namespace earmark::model {
@@ -41,7 +42,7 @@ class FrameScorer {
   void finish(size_t samples);
 
   double hop_s() const;
-  int frames() const { return int(logits_.size() / size_t(classes_)); }
+  int frames() const { return int((compact_ ? scores_.size() : logits_.size()) / size_t(classes_)); }
   int classes() const { return classes_; }
   // frames() x classes() logits (apply a sigmoid for scores).
   const std::vector<float>& logits() const { return logits_; }
@@ -49,6 +50,13 @@ class FrameScorer {
   void reserve_seconds(double seconds);
   // Hands the logits over (frames() is 0 afterwards): a long file's grid is not copied.
   std::vector<float> take_logits() { return std::move(logits_); }
+  // Keep the scores (sigmoid of the logits) in a compact grid (half floats) instead of the
+  // logits (call before the first push): a long file's grid at half the size; logits() stays empty.
+  void keep_scores_only() {
+    compact_ = true;
+    scores_ = ScoreValues::make_compact();
+  }
+  ScoreValues take_scores() { return std::move(scores_); }
   // Rows whose pooled features were scaled down to frames.column_norm_max: the network's
   // scores for them without the scaling (sigmoid in steps of 1/255), in row order. Events are
   // found on the scaled grid; their confidence is the network's own, unscaled peak (a loud,
@@ -82,7 +90,10 @@ class FrameScorer {
   long rows_total_ = -1;      // rows of the (finer, with passes) grid, known once finished
   std::vector<int> pass_offsets_;  // mel frames each pass's chunk is shifted by
   long next_grid_ = 0;        // first grid frame not yet scored
+  void append(const std::vector<float>& logits);
   std::vector<float> logits_;
+  bool compact_ = false;
+  ScoreValues scores_;  // with keep_scores_only: frames() x classes() scores
   std::vector<float> embeddings_;
   std::vector<UnscaledRow> unscaled_;
 };

@@ -100,7 +100,7 @@ json file_json(const FileResult& r, bool frame_scores) {
     const size_t L = s.labels.size();
     for (size_t fr = 0; fr < size_t(std::max(s.frames, 0)) && (fr + 1) * L <= s.values.size(); ++fr) {
       json row = json::array();
-      for (size_t c = 0; c < L; ++c) row.push_back(float_for_json(s.values[fr * L + c]));
+      for (size_t c = 0; c < L; ++c) row.push_back(float_for_json(s.values.printable(fr * L + c)));
       values.push_back(std::move(row));
     }
     f["frame_scores"] = {{"hop_s", s.hop_s}, {"labels", s.labels}, {"values", std::move(values)}};

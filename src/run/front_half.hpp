@@ -48,6 +48,9 @@ class FrontHalf {
   void expect_seconds(double seconds);
   // The logits, moved out of the scorer (see FrameScorer::take_logits).
   std::vector<float> take_logits() { return scorer_->take_logits(); }
+  // Scores in a compact grid instead of logits (before the first block; FrameScorer::keep_scores_only).
+  void keep_scores_only() { scorer_->keep_scores_only(); }
+  ScoreValues take_scores() { return scorer_->take_scores(); }
   // The scaled rows' unscaled scores (see FrameScorer::take_unscaled).
   std::vector<model::FrameScorer::UnscaledRow> take_unscaled() { return scorer_->take_unscaled(); }
   size_t samples() const { return samples_; }  // given to front() so far

@@ -1,0 +1,70 @@
+// IEEE 754 binary16 <-> binary32, for compact score grids (earmark/earmark.hpp ScoreValues).
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "earmark/earmark.hpp"
+
+namespace earmark {
+
+uint16_t float_to_half(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, sizeof x);
+  const auto sign = uint16_t((x >> 16) & 0x8000u);
+  const uint32_t biased = (x >> 23) & 0xffu;  // float exponent field
+  const uint32_t mant = x & 0x7fffffu;
+  if (biased == 0xffu) return uint16_t(sign | 0x7c00u | (mant ? 0x200u : 0u));  // infinity, NaN
+  const int exp = int(biased) - 127 + 15;                                         // half exponent field
+  if (exp >= 31) return uint16_t(sign | 0x7c00u);                                  // too large: infinity
+  if (exp <= 0) {
+    // A subnormal half (or zero): value = m * 2^-24 with m = (1.mant * 2^23) >> (14 - exp).
+    if (exp < -10) return sign;  // below half the smallest subnormal
+    const uint32_t full = mant | 0x800000u;
+    const auto shift = uint32_t(14 - exp);
+    uint32_t m = full >> shift;
+    const uint32_t rest = full & ((1u << shift) - 1u), halfway = 1u << (shift - 1u);
+    if (rest > halfway || (rest == halfway && (m & 1u))) ++m;  // may carry into the smallest normal: right
+    return uint16_t(sign | m);
+  }
+  uint32_t h = (uint32_t(exp) << 10) | (mant >> 13);
+  const uint32_t rest = mant & 0x1fffu;
+  if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) ++h;  // a carry moves to the next exponent (or infinity)
+  return uint16_t(sign | h);
+}
+
+float half_to_float(uint16_t h) {
+  const uint32_t sign = uint32_t(h & 0x8000u) << 16;
+  const uint32_t exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu;
+  uint32_t x;
+  if (exp == 0x1fu) {
+    x = sign | 0x7f800000u | (mant << 13);
+  } else if (exp == 0) {
+    if (mant == 0) {
+      x = sign;
+    } else {
+      const float v = std::ldexp(float(mant), -24);
+      return sign ? -v : v;
+    }
+  } else {
+    x = sign | ((exp + 127u - 15u) << 23) | (mant << 13);
+  }
+  float f;
+  std::memcpy(&f, &x, sizeof f);
+  return f;
+}
+
+float ScoreValues::printable(size_t i) const {
+  const float v = (*this)[i];
+  if (!compact_ || !std::isfinite(v)) return v;
+  const uint16_t h = h_[i];
+  char buf[32];
+  for (int digits = 1; digits <= 6; ++digits) {
+    std::snprintf(buf, sizeof buf, "%.*g", digits, double(v));
+    const float x = std::strtof(buf, nullptr);
+    if (float_to_half(x) == h) return x;
+  }
+  return v;
+}
+
+}  // namespace earmark
