@@ -15,6 +15,7 @@ extern "C" {
 #include <libavutil/dict.h>
 #include <libavutil/error.h>
 #include <libavutil/log.h>
+#include <libavutil/mem.h>
 #include <libavutil/samplefmt.h>
 }
 #include <soxr.h>
@@ -167,11 +168,20 @@ void log_callback(void* avcl, int level, const char* fmt, va_list vl) {
   t_sink->ffmpeg_message(std::move(msg));
 }
 
+// The largest block FFmpeg may allocate at once. Its demuxers size some buffers from header
+// fields before checking them against the file: a 339-byte WAV whose LIST chunk claims 2 GB made
+// avformat_open_input zero-fill 1.7 GB (found by fuzz_upload), which on the service is a memory
+// exhaustion from one small upload. Audio needs nothing near this (packets and frames are KB to
+// a few MB; the probe buffer is 5 MB at most), so a larger request is a broken file: the
+// allocation fails and the file is refused with "out of memory while reading its header".
+constexpr size_t kMaxFfmpegBlock = size_t(64) << 20;
+
 void install_log_callback() {
   static std::once_flag once;
   std::call_once(once, [] {
     av_log_set_level(AV_LOG_ERROR);
     av_log_set_callback(log_callback);
+    av_max_alloc(kMaxFfmpegBlock);
   });
 }
 
@@ -422,6 +432,10 @@ struct AudioReader::Impl final : LogSink {
     if (r < 0) {
       if (r == AVERROR(EACCES)) fail("permission denied; check the file's permissions");
       if (r == AVERROR_EOF) fail("the file ends inside its header; it is truncated, copy or export it again");
+      if (r == AVERROR(ENOMEM))
+        fail("its header asks for more than " + std::to_string(kMaxFfmpegBlock >> 20) +
+             " MB in one piece (a chunk size larger than any audio needs); the file is corrupt or crafted, "
+             "export it again");
       fail("not a recognised audio format, or its header is corrupt (" + first_cause_or(av_err(r)) +
            "); check that it is an audio file or convert it to wav or flac");
     }
