@@ -314,7 +314,7 @@ struct Detector::Impl {
       column += k;
     }
     const auto unscaled = half.take_unscaled();
-    half.release_scorer();  // the logits are in `raw` now: one copy of a long file's grid less
+    half.release_scorer();  // the scores are in `raw` now: one copy of a long file's grid less
     r.scores = detect::apply_label_config(std::move(raw), config.events);
     r.events = find_events(r.scores, &half.envelope(), r.info.duration_s,
                            config.output.detection_scores ? &r.detection_scores : nullptr, &unscaled);

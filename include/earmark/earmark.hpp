@@ -98,7 +98,7 @@ class ScoreValues {
   };
   class const_iterator {
    public:
-    using iterator_category = std::random_access_iterator_tag;
+    using iterator_category = std::forward_iterator_tag;
     using value_type = float;
     using difference_type = std::ptrdiff_t;
     using pointer = void;

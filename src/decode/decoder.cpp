@@ -169,11 +169,11 @@ void log_callback(void* avcl, int level, const char* fmt, va_list vl) {
 }
 
 // The largest block FFmpeg may allocate at once. Its demuxers size some buffers from header
-// fields before checking them against the file: a 339-byte WAV whose LIST chunk claims 2 GB made
+// fields before checking them against the file: a 333-byte WAV whose LIST chunk claims 2 GB made
 // avformat_open_input zero-fill 1.7 GB (found by fuzz_upload), which on the service is a memory
 // exhaustion from one small upload. Audio needs nothing near this (packets and frames are KB to
 // a few MB; the probe buffer is 5 MB at most), so a larger request is a broken file: the
-// allocation fails and the file is refused with "out of memory while reading its header".
+// allocation fails and the file is refused (as a corrupt header; ENOMEM gets its own message).
 constexpr size_t kMaxFfmpegBlock = size_t(64) << 20;
 
 void install_log_callback() {

@@ -11,24 +11,20 @@ namespace earmark::model {
 namespace {
 constexpr int kMels = features::kNumMels;
 constexpr long kCol = kTimeDownsample;  // mel frames per output column
-}  // namespace
 
-namespace {
-// Scales v down to norm `max_norm` when it is longer (FramesConfig::column_norm_max).
-bool limit_norm(float* v, size_t n, double max_norm) {
-  if (max_norm <= 0) return false;
+// The factor that scales v down to norm `max_norm` when it is longer, else 1
+// (FramesConfig::column_norm_max; 0: off).
+float norm_limit_factor(const float* v, size_t n, double max_norm) {
+  if (max_norm <= 0) return 1.0f;
   double sq = 0;
   for (size_t i = 0; i < n; ++i) sq += double(v[i]) * double(v[i]);
   const double norm = std::sqrt(sq);
-  if (!(norm > max_norm)) return false;
-  const float k = float(max_norm / norm);
-  for (size_t i = 0; i < n; ++i) v[i] *= k;
-  return true;
+  return norm > max_norm ? float(max_norm / norm) : 1.0f;
 }
 }  // namespace
 
 void FrameScorer::append(const std::vector<float>& logits) {
-  if (!compact_) {
+  if (!scores_.compact()) {
     logits_.insert(logits_.end(), logits.begin(), logits.end());
     return;
   }
@@ -51,7 +47,7 @@ long FrameScorer::chunk_start(long g0, int context) const { return kCol * (g0 - 
 void FrameScorer::reserve_seconds(double seconds) {
   if (!(seconds > 0)) return;
   const auto rows = size_t(std::ceil(seconds / hop_s())) + 8;
-  if (compact_)
+  if (scores_.compact())
     scores_.reserve(rows * size_t(classes_));
   else
     logits_.reserve(rows * size_t(classes_));
@@ -128,12 +124,11 @@ void FrameScorer::run_chunks(const std::vector<long>& g0s, int core, int input_c
           ++used;
         }
         for (size_t d = 0; d < dim; ++d) out[d] /= float(used);
-        const size_t at = unscaled.size();
-        unscaled.insert(unscaled.end(), out, out + dim);
-        if (limit_norm(out, dim, cfg_.column_norm_max))
+        if (const float k = norm_limit_factor(out, dim, cfg_.column_norm_max); k < 1.0f) {
+          unscaled.insert(unscaled.end(), out, out + dim);
           scaled_rows.push_back(size_t(out - pooled.data()) / dim);
-        else
-          unscaled.resize(at);
+          for (size_t d = 0; d < dim; ++d) out[d] *= k;
+        }
       }
     }
   }

@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <deque>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "earmark/config.hpp"
@@ -42,21 +43,17 @@ class FrameScorer {
   void finish(size_t samples);
 
   double hop_s() const;
-  int frames() const { return int((compact_ ? scores_.size() : logits_.size()) / size_t(classes_)); }
+  int frames() const { return int((scores_.compact() ? scores_.size() : logits_.size()) / size_t(classes_)); }
   int classes() const { return classes_; }
   // frames() x classes() logits (apply a sigmoid for scores).
   const std::vector<float>& logits() const { return logits_; }
   // Allocates the logits (and embeddings) for an input of about this length.
   void reserve_seconds(double seconds);
-  // Hands the logits over (frames() is 0 afterwards): a long file's grid is not copied.
-  std::vector<float> take_logits() { return std::move(logits_); }
   // Keep the scores (sigmoid of the logits) in a compact grid (half floats) instead of the
   // logits (call before the first push): a long file's grid at half the size; logits() stays empty.
-  void keep_scores_only() {
-    compact_ = true;
-    scores_ = ScoreValues::make_compact();
-  }
-  ScoreValues take_scores() { return std::move(scores_); }
+  void keep_scores_only() { scores_ = ScoreValues::make_compact(); }
+  // Hands the scores over (frames() is 0 afterwards): a long file's grid is not copied.
+  ScoreValues take_scores() { return std::exchange(scores_, ScoreValues::make_compact()); }
   // Rows whose pooled features were scaled down to frames.column_norm_max: the network's
   // scores for them without the scaling (sigmoid in steps of 1/255), in row order. Events are
   // found on the scaled grid; their confidence is the network's own, unscaled peak (a loud,
@@ -92,8 +89,7 @@ class FrameScorer {
   long next_grid_ = 0;        // first grid frame not yet scored
   void append(const std::vector<float>& logits);
   std::vector<float> logits_;
-  bool compact_ = false;
-  ScoreValues scores_;  // with keep_scores_only: frames() x classes() scores
+  ScoreValues scores_;  // compact with keep_scores_only: frames() x classes() scores, not logits_
   std::vector<float> embeddings_;
   std::vector<UnscaledRow> unscaled_;
 };

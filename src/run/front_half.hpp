@@ -46,8 +46,6 @@ class FrontHalf {
   // The input's expected length (a container's estimate): the grids are allocated for it once.
   // Capped at 12 hours, so that a header claiming years allocates nothing absurd.
   void expect_seconds(double seconds);
-  // The logits, moved out of the scorer (see FrameScorer::take_logits).
-  std::vector<float> take_logits() { return scorer_->take_logits(); }
   // Scores in a compact grid instead of logits (before the first block; FrameScorer::keep_scores_only).
   void keep_scores_only() { scorer_->keep_scores_only(); }
   ScoreValues take_scores() { return scorer_->take_scores(); }
