@@ -36,9 +36,13 @@ int main(int argc, char** argv) {
     std::sort(v.begin(), v.end());
     std::cout << what << ": batch " << batch << " x " << frames << " frames: " << v[v.size() / 2] << " ms (median)\n";
   };
+  for (int r = 0; r < 2; ++r) {
   time(1, 1000, "10 s clip");
-  time(3, 384, "3 chunks of 3.84 s");
-  time(1, 384, "1 chunk of 3.84 s");
-  time(8, 384, "8 chunks of 3.84 s");
+  time(1, 384, "1");
+  time(2, 384, "2");
+  time(4, 384, "4");
+  time(8, 384, "8");
+  time(1, 3072, "1x3072");
+  }
   return 0;
 }

@@ -152,3 +152,23 @@ TEST(BoundariesEdge, ClassesStaySeparateAndSameClassMerges) {
 }
 
 }  // namespace
+
+// A long file's envelope moves to a temporary file (model.spill_after_s) and reads back the same.
+TEST(BoundariesEdge, ASpilledEnvelopeReadsBackTheSame) {
+  std::vector<float> frames(size_t(features::kNumMels) * 5000);
+  for (size_t i = 0; i < frames.size(); ++i) frames[i] = float(std::sin(double(i) * 0.37) - 0.5);
+  detect::BandEnvelope memory, disk;
+  disk.spill_after(100);
+  for (size_t at = 0; at < 5000; at += 700) {  // in uneven blocks, as the front half hands them on
+    const size_t n = std::min<size_t>(700, 5000 - at);
+    const std::span<const float> block(frames.data() + at * features::kNumMels, n * features::kNumMels);
+    memory.push(block, n);
+    disk.push(block, n);
+  }
+  ASSERT_EQ(disk.frames(), 5000u);
+  ASSERT_EQ(memory.frames(), 5000u);
+  for (size_t f = 0; f < 5000; ++f)
+    for (int b = 0; b < detect::kEnvelopeBands; ++b) ASSERT_EQ(disk.db(f, b), memory.db(f, b)) << f << " " << b;
+  for (size_t f = 4999; f-- > 0;)  // backwards, as a boundary search goes
+    ASSERT_EQ(disk.db(f, 3), memory.db(f, 3)) << f;
+}

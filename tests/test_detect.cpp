@@ -124,6 +124,42 @@ TEST(Detect, StreamingBlockSizeDoesNotChangeScores) {
   }
 }
 
+// A long file's grid and envelope go to a temporary file (model.spill_after_s): the results are
+// those of a run that keeps everything in memory.
+TEST(Detect, ALongFileSpilledToDiskGivesTheSameResults) {
+  EARMARK_REQUIRE_SHARED();
+  std::vector<float> audio;  // 3 minutes: several blocks of the spilled grid and envelope
+  for (int k = 0; k < 6; ++k)
+    for (const char* clip : {"audio/speech.wav", "audio/typing.wav", "audio/music.wav"}) {
+      const auto a = earmark::testing::read_wav16(shared_dir() / clip);
+      audio.insert(audio.end(), a.begin(), a.end());
+    }
+  const fs::path wav = fs::temp_directory_path() / "earmark-test-spill.wav";
+  earmark::testing::write_wav16(wav, audio, 32000, 1);
+  Config in_memory = test_config();
+  in_memory.model.spill_after_s = 0;
+  Config spilled = test_config();
+  spilled.model.spill_after_s = 5;
+  const auto a = Detector(in_memory).detect_file(wav.string());
+  const auto b = Detector(spilled).detect_file(wav.string());
+  fs::remove(wav);
+  ASSERT_TRUE(a.ok()) << a.error;
+  ASSERT_TRUE(b.ok()) << b.error;
+  EXPECT_FALSE(a.scores.values.spilled());
+  EXPECT_TRUE(b.scores.values.spilled());
+  EXPECT_TRUE(a.scores.values == b.scores.values);
+  ASSERT_GT(a.events.size(), 5u);
+  ASSERT_EQ(a.events.size(), b.events.size());
+  for (size_t i = 0; i < a.events.size(); ++i) {
+    EXPECT_EQ(a.events[i].label, b.events[i].label) << i;
+    EXPECT_EQ(a.events[i].onset, b.events[i].onset) << i;
+    EXPECT_EQ(a.events[i].offset, b.events[i].offset) << i;
+    EXPECT_EQ(a.events[i].confidence, b.events[i].confidence) << i;
+    const float sa = a.events[i].salience_db, sb = b.events[i].salience_db;
+    EXPECT_TRUE(sa == sb || (std::isnan(sa) && std::isnan(sb))) << i;
+  }
+}
+
 TEST(Detect, ShortClipsAndEdgesGetScores) {
   EARMARK_REQUIRE_SHARED();
   // 0.8 s of typing: shorter than the network likes, at both file edges at once.

@@ -566,3 +566,112 @@ TEST(ScoreValues, CompactGridKeepsScoresToElevenBitsAndPrintsTheShortestDecimal)
   EXPECT_EQ(exact[0], 0.123456789f);
   EXPECT_EQ(exact.printable(0), 0.123456789f);
 }
+
+// A long file's grid moves to a temporary file (ScoreValues::spill_beyond, util/spill.hpp) and
+// reads back exactly as the grid in memory would, whatever the access order.
+TEST(ScoreValues, ALongGridSpillsToATemporaryFileAndReadsBackTheSame) {
+  const size_t width = 7, rows = 1500;  // several blocks of 512 rows and an open one
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> u(0.0f, 1.0f);
+  auto memory = earmark::ScoreValues::make_compact();
+  auto disk = earmark::ScoreValues::make_compact();
+  disk.spill_beyond(width, 100);
+  for (size_t i = 0; i < rows * width; ++i) {
+    const float x = u(rng);
+    memory.push_back(x);
+    disk.push_back(x);
+  }
+  ASSERT_TRUE(disk.spilled());
+  ASSERT_FALSE(memory.spilled());
+  ASSERT_EQ(disk.size(), memory.size());
+  for (size_t c = 0; c < width; ++c)  // a class's scores over the file
+    for (size_t r = 0; r < rows; ++r) ASSERT_EQ(disk[r * width + c], memory[r * width + c]) << r << " " << c;
+  for (size_t i = 0; i < memory.size(); ++i) ASSERT_EQ(disk[i], memory[i]) << i;  // row by row
+  for (int k = 0; k < 5000; ++k) {  // anywhere
+    const size_t i = size_t(rng()) % memory.size();
+    ASSERT_EQ(disk[i], memory[i]) << i;
+    ASSERT_EQ(disk.printable(i), memory.printable(i)) << i;
+  }
+  // Writes: into a written block (cached or not) and into the open one.
+  for (size_t i : {size_t(3), size_t(600 * width + 2), memory.size() - 1}) {
+    disk[i] = 0.25f;
+    memory[i] = 0.25f;
+  }
+  EXPECT_TRUE(disk == memory);
+  // A copy has its own file: changing it leaves the original alone.
+  earmark::ScoreValues copy = disk;
+  ASSERT_TRUE(copy.spilled());
+  copy.set(5, 0.5f);
+  EXPECT_EQ(copy[5], 0.5f);
+  EXPECT_EQ(disk[5], memory[5]);
+  // Shrinking into written blocks and growing again.
+  disk.resize(300 * width);
+  memory.resize(300 * width);
+  for (size_t i = 0; i < 700 * width; ++i) {
+    disk.push_back(float(i % 100) / 100.0f);
+    memory.push_back(float(i % 100) / 100.0f);
+  }
+  EXPECT_TRUE(disk == memory);
+  // Moved, it is the same grid; a grid under its limit stays in memory.
+  const earmark::ScoreValues moved = std::move(disk);
+  EXPECT_TRUE(moved == memory);
+  auto small = earmark::ScoreValues::make_compact();
+  small.spill_beyond(width, 1000);
+  for (int i = 0; i < 1000; ++i) small.push_back(0.5f);
+  EXPECT_FALSE(small.spilled());
+  small.push_back(0.5f);
+  EXPECT_TRUE(small.spilled());
+}
+
+TEST(ScoreValues, EventsFromASpilledGridAreTheEventsFromTheGridInMemory) {
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> noise(0.0f, 0.2f);
+  const std::vector<std::string> labels = {"Speech", "Dog", "Bark", "Music"};
+  FrameScores memory;
+  memory.hop_s = 0.16;
+  memory.frames = 3000;  // 8 minutes
+  memory.labels = labels;
+  memory.values = earmark::ScoreValues::make_compact();
+  for (int f = 0; f < memory.frames; ++f)
+    for (size_t c = 0; c < labels.size(); ++c)
+      memory.values.push_back((f / 40) % int(c + 2) == 0 ? 0.6f + noise(rng) : noise(rng));
+  FrameScores disk = memory;
+  disk.values = earmark::ScoreValues::make_compact();
+  disk.values.spill_beyond(labels.size(), 10);
+  for (size_t i = 0; i < memory.values.size(); ++i) disk.values.push_back(memory.values[i]);
+  ASSERT_TRUE(disk.values.spilled());
+  EventsConfig cfg = plain();
+  const auto a = find_events(memory, cfg, 480.0), b = find_events(disk, cfg, 480.0);
+  ASSERT_GT(a.size(), 20u);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].label, b[i].label);
+    EXPECT_EQ(a[i].onset, b[i].onset);
+    EXPECT_EQ(a[i].offset, b[i].offset);
+    EXPECT_EQ(a[i].confidence, b[i].confidence);
+  }
+  cfg.groups["Dog"] = {"Bark"};  // a grid made from a spilled grid is spilled too
+  const FrameScores grouped = apply_label_config(disk, cfg);
+  EXPECT_TRUE(grouped.values.spilled());
+  EXPECT_TRUE(grouped.values == apply_label_config(memory, cfg).values);
+}
+
+TEST(ScoreValues, ASpillThatCannotWriteSaysWhereAndWhatToDo) {
+  const char* old = std::getenv("TMPDIR");
+  const std::string saved = old ? old : "";
+  setenv("TMPDIR", "/nonexistent/earmark-tmp", 1);
+  auto v = earmark::ScoreValues::make_compact();
+  v.spill_beyond(4, 8);
+  for (int i = 0; i < 8; ++i) v.push_back(0.1f);
+  std::string message;
+  try {
+    v.push_back(0.1f);
+  } catch (const earmark::Error& e) {
+    message = e.what();
+  }
+  if (old) setenv("TMPDIR", saved.c_str(), 1); else unsetenv("TMPDIR");
+  EXPECT_NE(message.find("/nonexistent/earmark-tmp"), std::string::npos) << message;
+  EXPECT_NE(message.find("TMPDIR"), std::string::npos) << message;
+  EXPECT_NE(message.find("model.spill_after_s"), std::string::npos) << message;
+  EXPECT_FALSE(v.spilled());
+}

@@ -23,6 +23,11 @@ struct ModelConfig {
   int threads = 0;
   // Chunks (or windows) are batched through the network this many at a time.
   int batch = 4;
+  // A file's score grid and 10 ms band envelope beyond this many seconds of audio go to a
+  // temporary file (TMPDIR, deleted when done) and are read back through a cache of a few MB, so
+  // memory stays flat however long the recording (the grid alone is 24 MB per hour); 0: always
+  // in memory.
+  double spill_after_s = 1200;
   // Custom-class heads (folders written by `earmark train`, see docs/custom-classes.md): their
   // classes are scored on the network's frame embeddings and added to the AudioSet classes.
   // Each must have been trained on this checkpoint with these frames settings.

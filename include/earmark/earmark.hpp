@@ -8,6 +8,7 @@
 // lives in its own folder under src/. This header is the whole public API of libearmark.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -20,6 +21,10 @@
 #include <vector>
 
 #include "earmark/config.hpp"
+
+namespace earmark::util {
+class Spill16;
+}
 
 namespace earmark {
 
@@ -116,9 +121,14 @@ class ScoreValues {
     size_t i_ = 0;
   };
 
-  ScoreValues() = default;
-  ScoreValues(std::initializer_list<float> v) : f_(v) {}
-  ScoreValues(std::vector<float> v) : f_(std::move(v)) {}
+  ScoreValues();
+  ScoreValues(std::initializer_list<float> v);
+  ScoreValues(std::vector<float> v);
+  ScoreValues(const ScoreValues& o);
+  ScoreValues(ScoreValues&& o) noexcept;
+  ScoreValues& operator=(const ScoreValues& o);
+  ScoreValues& operator=(ScoreValues&& o) noexcept;
+  ~ScoreValues();
   // An empty compact grid (half floats).
   static ScoreValues make_compact() {
     ScoreValues v;
@@ -126,25 +136,47 @@ class ScoreValues {
     return v;
   }
   bool compact() const { return compact_; }
-  size_t size() const { return compact_ ? h_.size() : f_.size(); }
+  // A compact grid only: once it holds more than `after_values` values, it moves to a temporary
+  // file and grows there (util/spill.hpp: rows of `width` values in blocks, read back through a
+  // cache of a few MB), so a long recording's grid does not grow memory with its length.
+  void spill_beyond(size_t width, size_t after_values);
+  bool spilled() const { return spill_ != nullptr; }
+  size_t size() const { return compact_ ? (spill_ ? spilled_size() : h_.size()) : f_.size(); }
   bool empty() const { return size() == 0; }
-  float operator[](size_t i) const { return compact_ ? half_to_float(h_[i]) : f_[i]; }
+  float operator[](size_t i) const { return compact_ ? half_to_float(half(i)) : f_[i]; }
   // Value i for writing out: in a compact grid, the shortest decimal (at most 6 digits) stored as
   // the same half (0.1, not 0.0999756), so what is written reads back as the same grid.
   float printable(size_t i) const;
   Ref operator[](size_t i) { return Ref(*this, i); }
   void set(size_t i, float v) {
-    if (compact_)
-      h_[i] = float_to_half(v);
-    else
+    if (!compact_)
       f_[i] = v;
+    else if (spill_)
+      spilled_set(i, float_to_half(v));
+    else
+      h_[i] = float_to_half(v);
   }
-  void assign(size_t n, float v) { compact_ ? h_.assign(n, float_to_half(v)) : f_.assign(n, v); }
-  void resize(size_t n, float v = 0.0f) { compact_ ? h_.resize(n, float_to_half(v)) : f_.resize(n, v); }
-  void reserve(size_t n) { compact_ ? h_.reserve(n) : f_.reserve(n); }
-  void clear() { f_.clear(); h_.clear(); }
-  void push_back(float v) { compact_ ? h_.push_back(float_to_half(v)) : f_.push_back(v); }
-  void pop_back() { compact_ ? h_.pop_back() : f_.pop_back(); }
+  void assign(size_t n, float v) {
+    clear();
+    resize(n, v);
+  }
+  void resize(size_t n, float v = 0.0f);
+  void reserve(size_t n) {
+    if (!compact_)
+      f_.reserve(n);
+    else if (!spill_)
+      h_.reserve(spill_after_ > 0 ? std::min(n, spill_after_ + 1) : n);
+  }
+  void clear();
+  void push_back(float v) {
+    if (!compact_)
+      f_.push_back(v);
+    else if (spill_)
+      spilled_push(float_to_half(v));
+    else if (h_.push_back(float_to_half(v)); spill_after_ > 0 && h_.size() > spill_after_)
+      spill_now();
+  }
+  void pop_back() { resize(size() - 1); }
   const_iterator begin() const { return const_iterator(this, 0); }
   const_iterator end() const { return const_iterator(this, size()); }
   friend bool operator==(const ScoreValues& a, const ScoreValues& b) {
@@ -158,9 +190,18 @@ class ScoreValues {
   friend bool operator==(const ScoreValues& a, const std::vector<float>& b) { return a == ScoreValues(b); }
 
  private:
+  uint16_t half(size_t i) const { return spill_ ? spilled_get(i) : h_[i]; }
+  uint16_t spilled_get(size_t i) const;
+  void spilled_set(size_t i, uint16_t h);
+  void spilled_push(uint16_t h);
+  size_t spilled_size() const;
+  void spill_now();
+
   bool compact_ = false;
   std::vector<float> f_;
   std::vector<uint16_t> h_;
+  size_t spill_width_ = 0, spill_after_ = 0;  // spill_beyond's settings (0: stays in memory)
+  std::unique_ptr<util::Spill16> spill_;
 };
 
 // Scores on a regular time grid: frame f covers [f*hop_s, f*hop_s + hop_s).

@@ -198,6 +198,7 @@ FrameScores apply_label_config(const FrameScores& scores, const EventsConfig& cf
 
   const size_t C = out.labels.size();
   if (scores.values.compact()) out.values = ScoreValues::make_compact();
+  if (scores.values.spilled()) out.values.spill_beyond(C, 0);  // a long file's grid stays on disk
   out.values.resize(size_t(out.frames) * C);
   for (size_t f = 0; f < size_t(out.frames); ++f) {
     const size_t row = f * L;
@@ -305,24 +306,30 @@ std::vector<Event> find_events(const FrameScores& scores, const EventsConfig& cf
   const size_t k_limit = cfg.max_classes_per_frame > 0 ? size_t(cfg.max_classes_per_frame) : C;
   const bool limited = k_limit < C;
 
-  // Smoothed tracks; left empty for a class that cannot reach its on-threshold (a median never
-  // exceeds the window's maximum), which is most of AudioSet's 527 in any one file. With a
-  // per-frame class limit every class takes part in the ranking, so none is skipped then.
-  std::vector<std::vector<float>> smooth(C);
+  // The class's scores, smoothed; false (and x left alone) for a class that cannot reach its
+  // on-threshold (a median never exceeds the window's maximum), which is most of AudioSet's 527
+  // in any one file. With a per-frame class limit every class takes part in the ranking.
   std::vector<float> column(static_cast<size_t>(n));
-  for (size_t c = 0; c < C; ++c) {
+  auto smoothed = [&](size_t c, std::vector<float>& x) {
     float peak = -INFINITY;
     for (int f = 0; f < n; ++f) {
       column[size_t(f)] = finite_or_zero(scores.at(f, int(c)));
       peak = std::max(peak, column[size_t(f)]);
     }
-    if (!limited && !(double(peak) >= tracks[c].on)) continue;
-    smooth[c] = median_filter(column, tracks[c].width);
-  }
+    if (!limited && !(double(peak) >= tracks[c].on)) return false;
+    x = median_filter(column, tracks[c].width);
+    return true;
+  };
 
+  // With a class limit all smoothed tracks are ranked per frame, so all are kept; without one
+  // each class is smoothed and turned into events in turn (a long file's tracks of every
+  // class that fires at all would otherwise be held at once: 31 MB for 3 hours).
+  std::vector<std::vector<float>> smooth;
   // allowed[f * C + c]: class c is among the top k of frame f (ties go to the lower index).
   std::vector<uint8_t> allowed;
   if (limited) {
+    smooth.resize(C);
+    for (size_t c = 0; c < C; ++c) smoothed(c, smooth[c]);
     allowed.assign(size_t(n) * C, 0);
     std::vector<size_t> order(C);
     for (int f = 0; f < n; ++f) {
@@ -336,9 +343,10 @@ std::vector<Event> find_events(const FrameScores& scores, const EventsConfig& cf
   }
 
   std::vector<Event> events;
+  std::vector<float> own;  // the class's smoothed track when tracks are not kept
   for (size_t c = 0; c < C; ++c) {
-    if (smooth[c].empty()) continue;
-    const auto& x = smooth[c];
+    if (limited ? smooth[c].empty() : !smoothed(c, own)) continue;
+    const auto& x = limited ? smooth[c] : own;
     const Track& t = tracks[c];
     auto eligible = [&](int f) {
       return (!limited || allowed[size_t(f) * C + c]) && double(x[size_t(f)]) >= t.off;

@@ -23,6 +23,12 @@ float norm_limit_factor(const float* v, size_t n, double max_norm) {
 }
 }  // namespace
 
+void FrameScorer::keep_scores_only(double spill_after_s) {
+  scores_ = ScoreValues::make_compact();
+  if (spill_after_s > 0)
+    scores_.spill_beyond(size_t(classes_), size_t(std::ceil(spill_after_s / hop_s())) * size_t(classes_));
+}
+
 void FrameScorer::append(const std::vector<float>& logits) {
   if (!scores_.compact()) {
     logits_.insert(logits_.end(), logits.begin(), logits.end());

@@ -51,7 +51,9 @@ class FrameScorer {
   void reserve_seconds(double seconds);
   // Keep the scores (sigmoid of the logits) in a compact grid (half floats) instead of the
   // logits (call before the first push): a long file's grid at half the size; logits() stays empty.
-  void keep_scores_only() { scores_ = ScoreValues::make_compact(); }
+  // Rows beyond `spill_after_s` seconds of audio go to a temporary file (ScoreValues::spill_beyond;
+  // 0: never).
+  void keep_scores_only(double spill_after_s = 0);
   // Hands the scores over (frames() is 0 afterwards): a long file's grid is not copied.
   ScoreValues take_scores() { return std::exchange(scores_, ScoreValues::make_compact()); }
   // Rows whose pooled features were scaled down to frames.column_norm_max: the network's

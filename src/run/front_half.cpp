@@ -2,6 +2,7 @@
 #include "run/front_half.hpp"
 
 #include <chrono>
+#include <cmath>
 
 namespace earmark::run {
 
@@ -11,7 +12,8 @@ double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::
 }  // namespace
 
 FrontHalf::FrontHalf(const Config& config, const model::Network& net, bool keep_embeddings, bool analyse)
-    : keep_envelope_(analyse && config.events.refine), analyse_(analyse) {
+    : keep_envelope_(analyse && config.events.refine), analyse_(analyse), spill_after_s_(config.model.spill_after_s) {
+  if (spill_after_s_ > 0) envelope_.spill_after(size_t(std::ceil(spill_after_s_ * kSampleRate / kHop)));
   scorer_.emplace(net, config.frames, config.model.batch, keep_embeddings);
   if (analyse_) quality_.emplace();
   if (config.condition.any_enabled()) conditioner_.emplace(config.condition);

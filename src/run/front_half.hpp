@@ -47,7 +47,8 @@ class FrontHalf {
   // Capped at 12 hours, so that a header claiming years allocates nothing absurd.
   void expect_seconds(double seconds);
   // Scores in a compact grid instead of logits (before the first block; FrameScorer::keep_scores_only).
-  void keep_scores_only() { scorer_->keep_scores_only(); }
+  // Rows beyond model.spill_after_s seconds go to a temporary file.
+  void keep_scores_only() { scorer_->keep_scores_only(spill_after_s_); }
   ScoreValues take_scores() { return scorer_->take_scores(); }
   // The scaled rows' unscaled scores (see FrameScorer::take_unscaled).
   std::vector<model::FrameScorer::UnscaledRow> take_unscaled() { return scorer_->take_unscaled(); }
@@ -69,6 +70,7 @@ class FrontHalf {
   std::optional<condition::Conditioner> conditioner_;
   std::optional<model::FrameScorer> scorer_;
   bool analyse_;
+  double spill_after_s_;
   size_t samples_ = 0;
   std::vector<float> conditioned_, frames_;
 };

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "earmark/earmark.hpp"
+#include "util/spill.hpp"
 
 namespace earmark {
 
@@ -57,7 +58,7 @@ float half_to_float(uint16_t h) {
 float ScoreValues::printable(size_t i) const {
   const float v = (*this)[i];
   if (!compact_ || !std::isfinite(v)) return v;
-  const uint16_t h = h_[i];
+  const uint16_t h = half(i);
   char buf[32];
   for (int digits = 1; digits <= 6; ++digits) {
     std::snprintf(buf, sizeof buf, "%.*g", digits, double(v));
@@ -65,6 +66,66 @@ float ScoreValues::printable(size_t i) const {
     if (float_to_half(x) == h) return x;
   }
   return v;
+}
+
+// Spilled grids: pages of 512 rows (82 s of a detector's 0.16 s grid), 4,096 cached: 4 MB.
+namespace {
+constexpr size_t kSpillBlockRows = 512;
+constexpr size_t kSpillCachePages = 4096;
+}  // namespace
+
+ScoreValues::ScoreValues() = default;
+ScoreValues::ScoreValues(std::initializer_list<float> v) : f_(v) {}
+ScoreValues::ScoreValues(std::vector<float> v) : f_(std::move(v)) {}
+ScoreValues::ScoreValues(const ScoreValues& o)
+    : compact_(o.compact_),
+      f_(o.f_),
+      h_(o.h_),
+      spill_width_(o.spill_width_),
+      spill_after_(o.spill_after_),
+      spill_(o.spill_ ? std::make_unique<util::Spill16>(*o.spill_) : nullptr) {}
+ScoreValues::ScoreValues(ScoreValues&& o) noexcept = default;
+ScoreValues& ScoreValues::operator=(const ScoreValues& o) {
+  if (this != &o) *this = ScoreValues(o);
+  return *this;
+}
+ScoreValues& ScoreValues::operator=(ScoreValues&& o) noexcept = default;
+ScoreValues::~ScoreValues() = default;
+
+void ScoreValues::spill_beyond(size_t width, size_t after_values) {
+  if (!compact_ || width == 0) return;
+  spill_width_ = width;
+  spill_after_ = std::max<size_t>(after_values, 1);
+  if (!spill_ && h_.size() > spill_after_) spill_now();
+}
+
+void ScoreValues::spill_now() {
+  auto s = std::make_unique<util::Spill16>(spill_width_, kSpillBlockRows, kSpillCachePages);
+  for (uint16_t h : h_) s->push_back(h);
+  spill_ = std::move(s);
+  std::vector<uint16_t>().swap(h_);
+}
+
+uint16_t ScoreValues::spilled_get(size_t i) const { return spill_->get(i); }
+void ScoreValues::spilled_set(size_t i, uint16_t h) { spill_->set(i, h); }
+void ScoreValues::spilled_push(uint16_t h) { spill_->push_back(h); }
+size_t ScoreValues::spilled_size() const { return spill_->size(); }
+
+void ScoreValues::resize(size_t n, float v) {
+  if (!compact_)
+    f_.resize(n, v);
+  else if (spill_)
+    spill_->resize(n, float_to_half(v));
+  else if (spill_after_ > 0 && n > spill_after_)
+    spill_now(), spill_->resize(n, float_to_half(v));
+  else
+    h_.resize(n, float_to_half(v));
+}
+
+void ScoreValues::clear() {
+  f_.clear();
+  h_.clear();
+  spill_.reset();
 }
 
 }  // namespace earmark
