@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
       v.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     }
     std::sort(v.begin(), v.end());
-    std::cout << what << ": batch " << batch << " x " << frames << " frames: " << v[v.size() / 2] << " ms (median)\n";
+    std::cout << what << ": batch " << batch << " x " << frames << " frames: " << v[v.size() / 2] << " ms (median) " << v[0] << " min, per input " << v[0] / batch << "\n";
   };
   for (int r = 0; r < 2; ++r) {
   time(1, 1000, "10 s clip");

@@ -95,18 +95,15 @@ struct Detector::Impl {
   // down (frames.column_norm_max: a loud sound) the peak is taken from the unscaled scores,
   // which is what the network says of the sound as it is. Events are still found, named and
   // kept on the scaled grid.
-  void unscaled_confidence(std::vector<Event>& events, const std::vector<model::FrameScorer::UnscaledRow>& rows,
-                           double hop_s) const {
+  void unscaled_confidence(std::vector<Event>& events, const model::FrameScorer::Unscaled& rows, double hop_s) const {
     std::unordered_map<std::string, size_t> column;
     for (size_t c = 0; c < audioset_classes; ++c) column.emplace(labels[c].name, c);
     auto peak = [&](const std::string& label, double onset, double offset, float current) {
       const auto it = column.find(label);
       if (it == column.end() || !(hop_s > 0)) return current;
       const long r0 = long(std::floor(onset / hop_s)), r1 = long(std::ceil(offset / hop_s)) - 1;
-      auto row = std::lower_bound(rows.begin(), rows.end(), r0,
-                                  [](const model::FrameScorer::UnscaledRow& u, long r) { return u.row < r; });
-      for (; row != rows.end() && row->row <= r1; ++row)
-        if (it->second < row->scores.size()) current = std::max(current, float(row->scores[it->second]) / 255.0f);
+      for (size_t k = rows.first_at_or_after(r0); k < rows.size() && rows.row(k) <= r1; ++k)
+        if (it->second < rows.classes()) current = std::max(current, float(rows.score(k, it->second)) / 255.0f);
       return current;
     };
     for (auto& e : events) {
@@ -122,7 +119,7 @@ struct Detector::Impl {
   // per sound -> bursts -> calibrated confidence.
   std::vector<Event> find_events(const FrameScores& scores, const detect::BandEnvelope* envelope, double duration_s,
                                  FrameScores* detection_scores,
-                                 const std::vector<model::FrameScorer::UnscaledRow>* unscaled = nullptr) const {
+                                 const model::FrameScorer::Unscaled* unscaled = nullptr) const {
     const EventsConfig& ev = config.events;
     std::vector<Event> all = detect::mark_backgrounds(detect::find_events(scores, ev, duration_s),
                                                       detect::BackgroundParams::from(ev), &scores);

@@ -160,6 +160,29 @@ TEST(Detect, ALongFileSpilledToDiskGivesTheSameResults) {
   }
 }
 
+// The scaled rows' unscaled scores of a long file go to a temporary file too; an odd number of
+// classes (AudioSet has 527) packs two scores per stored value but the last.
+TEST(Detect, UnscaledScoresReadBackTheSameWhenSpilled) {
+  const size_t classes = 7;
+  model::FrameScorer::Unscaled memory(classes), disk(classes);
+  disk.spill_after(3);
+  std::vector<uint8_t> row(classes);
+  for (long r = 0; r < 2000; r += 1 + r % 3) {
+    for (size_t c = 0; c < classes; ++c) row[c] = uint8_t((r * 31 + long(c) * 17) % 256);
+    memory.add(r, row.data());
+    disk.add(r, row.data());
+  }
+  ASSERT_EQ(disk.size(), memory.size());
+  for (size_t k = 0; k < memory.size(); ++k) {
+    ASSERT_EQ(disk.row(k), memory.row(k));
+    for (size_t c = 0; c < classes; ++c) ASSERT_EQ(disk.score(k, c), memory.score(k, c)) << k << " " << c;
+  }
+  EXPECT_EQ(disk.first_at_or_after(100), memory.first_at_or_after(100));
+  EXPECT_GE(memory.row(memory.first_at_or_after(100)), 100);
+  EXPECT_LT(memory.row(memory.first_at_or_after(100) - 1), 100);
+  EXPECT_EQ(memory.first_at_or_after(5000), memory.size());
+}
+
 TEST(Detect, ShortClipsAndEdgesGetScores) {
   EARMARK_REQUIRE_SHARED();
   // 0.8 s of typing: shorter than the network likes, at both file edges at once.

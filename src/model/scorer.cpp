@@ -25,8 +25,42 @@ float norm_limit_factor(const float* v, size_t n, double max_norm) {
 
 void FrameScorer::keep_scores_only(double spill_after_s) {
   scores_ = ScoreValues::make_compact();
-  if (spill_after_s > 0)
-    scores_.spill_beyond(size_t(classes_), size_t(std::ceil(spill_after_s / hop_s())) * size_t(classes_));
+  if (spill_after_s > 0) {
+    const auto rows = size_t(std::ceil(spill_after_s / hop_s()));
+    scores_.spill_beyond(size_t(classes_), rows * size_t(classes_));
+    unscaled_.spill_after(rows);
+  }
+}
+
+void FrameScorer::Unscaled::add(long row, const uint8_t* scores) {
+  rows_.push_back(row);
+  if (!spill_ && spill_after_ > 0 && rows_.size() > spill_after_) {
+    // Pages of 512 rows, 1,024 cached: 1 MB.
+    const size_t width = (classes_ + 1) / 2;
+    spill_ = std::make_shared<util::Spill16>(width, 512, 1024);
+    for (size_t k = 0; k + 1 < rows_.size(); ++k)
+      for (size_t c = 0; c < width; ++c) spill_->push_back(pair(scores_.data() + k * classes_, c));
+    std::vector<uint8_t>().swap(scores_);
+  }
+  if (spill_)
+    for (size_t c = 0; c < (classes_ + 1) / 2; ++c) spill_->push_back(pair(scores, c));
+  else
+    scores_.insert(scores_.end(), scores, scores + classes_);
+}
+
+uint16_t FrameScorer::Unscaled::pair(const uint8_t* scores, size_t c) const {
+  const size_t a = 2 * c, b = 2 * c + 1;
+  return uint16_t(scores[a] | (b < classes_ ? scores[b] << 8 : 0));
+}
+
+size_t FrameScorer::Unscaled::first_at_or_after(long r) const {
+  return size_t(std::lower_bound(rows_.begin(), rows_.end(), r) - rows_.begin());
+}
+
+uint8_t FrameScorer::Unscaled::score(size_t k, size_t c) const {
+  if (!spill_) return scores_[k * classes_ + c];
+  const uint16_t v = spill_->get(k * ((classes_ + 1) / 2) + c / 2);
+  return uint8_t(c % 2 ? v >> 8 : v & 0xffu);
 }
 
 void FrameScorer::append(const std::vector<float>& logits) {
@@ -38,7 +72,8 @@ void FrameScorer::append(const std::vector<float>& logits) {
 }
 
 FrameScorer::FrameScorer(const Network& net, const FramesConfig& cfg, int batch, bool keep_embeddings)
-    : net_(net), cfg_(cfg), batch_(std::max(1, batch)), keep_embeddings_(keep_embeddings), classes_(net.info().num_classes) {
+    : net_(net), cfg_(cfg), batch_(std::max(1, batch)), keep_embeddings_(keep_embeddings), classes_(net.info().num_classes),
+      unscaled_(size_t(classes_)) {
   // Pass p's columns are centred on (p + 0.5) / P of a cell instead of its middle.
   const int P = passes();
   for (int p = 0; p < P; ++p) pass_offsets_.push_back(int(std::lround((p + 0.5) * double(kCol) / P - kCol / 2.0)));
@@ -145,11 +180,11 @@ void FrameScorer::run_chunks(const std::vector<long>& g0s, int core, int input_c
     const long first_row = long(this->frames());
     std::vector<float> z(scaled_rows.size() * size_t(classes_));
     net_.classify(unscaled.data(), int(scaled_rows.size()), z.data());
+    std::vector<uint8_t> row(static_cast<size_t>(classes_));
     for (size_t i = 0; i < scaled_rows.size(); ++i) {
-      UnscaledRow u{first_row + long(scaled_rows[i]), std::vector<uint8_t>(size_t(classes_))};
       for (size_t c = 0; c < size_t(classes_); ++c)
-        u.scores[c] = uint8_t(std::lround(255.0f / (1.0f + std::exp(-z[i * size_t(classes_) + c]))));
-      unscaled_.push_back(std::move(u));
+        row[c] = uint8_t(std::lround(255.0f / (1.0f + std::exp(-z[i * size_t(classes_) + c]))));
+      unscaled_.add(first_row + long(scaled_rows[i]), row.data());
     }
   }
   append(logits);

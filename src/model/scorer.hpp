@@ -21,6 +21,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <span>
 #include <utility>
 #include <vector>
@@ -28,6 +29,7 @@
 #include "earmark/config.hpp"
 #include "earmark/earmark.hpp"
 #include "model/network.hpp"
+#include "util/spill.hpp"
 
 namespace earmark::model {
 
@@ -60,11 +62,31 @@ class FrameScorer {
   // scores for them without the scaling (sigmoid in steps of 1/255), in row order. Events are
   // found on the scaled grid; their confidence is the network's own, unscaled peak (a loud,
   // clear sound is more certain than its scaled score says).
-  struct UnscaledRow {
-    long row = 0;
-    std::vector<uint8_t> scores;  // classes() values
+  class Unscaled {
+   public:
+    explicit Unscaled(size_t classes = 0) : classes_(classes) {}
+    // Rows beyond `rows` go to a temporary file (util/spill.hpp; 0: never). Before the first add.
+    void spill_after(size_t rows) { spill_after_ = rows; }
+    // Row `row` (after the last one added) and its classes() scores.
+    void add(long row, const uint8_t* scores);
+    size_t size() const { return rows_.size(); }
+    bool empty() const { return rows_.empty(); }
+    long row(size_t k) const { return rows_[k]; }
+    // The first k whose row is at least r (size() if none).
+    size_t first_at_or_after(long r) const;
+    // Score of class c in the k-th row, 0-255 (255: 1.0).
+    uint8_t score(size_t k, size_t c) const;
+    size_t classes() const { return classes_; }
+
+   private:
+    uint16_t pair(const uint8_t* scores, size_t c) const;  // classes 2c and 2c + 1 of a row
+    size_t classes_;
+    size_t spill_after_ = 0;
+    std::vector<long> rows_;
+    std::vector<uint8_t> scores_;           // in memory: classes_ per row
+    std::shared_ptr<util::Spill16> spill_;  // spilled: two scores per value, (classes_ + 1) / 2 per row
   };
-  std::vector<UnscaledRow> take_unscaled() { return std::move(unscaled_); }
+  Unscaled take_unscaled() { return std::exchange(unscaled_, Unscaled(size_t(classes_))); }
   // frames() x embedding_dim, when asked for (columns method only).
   const std::vector<float>& embeddings() const { return embeddings_; }
 
@@ -93,7 +115,7 @@ class FrameScorer {
   std::vector<float> logits_;
   ScoreValues scores_;  // compact with keep_scores_only: frames() x classes() scores, not logits_
   std::vector<float> embeddings_;
-  std::vector<UnscaledRow> unscaled_;
+  Unscaled unscaled_;
 };
 
 }  // namespace earmark::model

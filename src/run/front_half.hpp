@@ -51,7 +51,7 @@ class FrontHalf {
   void keep_scores_only() { scorer_->keep_scores_only(spill_after_s_); }
   ScoreValues take_scores() { return scorer_->take_scores(); }
   // The scaled rows' unscaled scores (see FrameScorer::take_unscaled).
-  std::vector<model::FrameScorer::UnscaledRow> take_unscaled() { return scorer_->take_unscaled(); }
+  model::FrameScorer::Unscaled take_unscaled() { return scorer_->take_unscaled(); }
   size_t samples() const { return samples_; }  // given to front() so far
   // After the last block, with `analyse`: the quality report of the signal as recorded, and
   // the thumbnail.
