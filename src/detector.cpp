@@ -441,7 +441,10 @@ FileResult Detector::detect_file(const std::string& path) const {
   } catch (const std::exception& e) {
     r = FileResult{};
     r.path = path;
-    r.error = e.what();
+    // Every message names its file (decoding errors do already; a failure further down, such
+    // as a full TMPDIR for a long file's frame data, gets the path in front).
+    const std::string msg = e.what();
+    r.error = msg.rfind(path, 0) == 0 ? msg : path + ": " + msg;
   }
   t.total_s = since(start);
   r.timings = t;

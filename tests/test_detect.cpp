@@ -142,7 +142,18 @@ TEST(Detect, ALongFileSpilledToDiskGivesTheSameResults) {
   spilled.model.spill_after_s = 5;
   const auto a = Detector(in_memory).detect_file(wav.string());
   const auto b = Detector(spilled).detect_file(wav.string());
+  // Where the temporary file cannot be made, the file fails with a message that names it, the
+  // folder and what to do.
+  const char* old_tmp = std::getenv("TMPDIR");
+  const std::string saved_tmp = old_tmp ? old_tmp : "";
+  setenv("TMPDIR", "/nonexistent/earmark-tmp", 1);
+  const auto c = Detector(spilled).detect_file(wav.string());
+  if (old_tmp) setenv("TMPDIR", saved_tmp.c_str(), 1); else unsetenv("TMPDIR");
   fs::remove(wav);
+  EXPECT_FALSE(c.ok());
+  EXPECT_EQ(c.error.rfind(wav.string() + ": ", 0), 0u) << c.error;
+  EXPECT_NE(c.error.find("/nonexistent/earmark-tmp"), std::string::npos) << c.error;
+  EXPECT_NE(c.error.find("model.spill_after_s"), std::string::npos) << c.error;
   ASSERT_TRUE(a.ok()) << a.error;
   ASSERT_TRUE(b.ok()) << b.error;
   EXPECT_FALSE(a.scores.values.spilled());
