@@ -1,5 +1,5 @@
 // Times the network alone on a 10 s input (clip) and the frame scorer's chunking, to separate
-// network cost from the rest of the pipeline.   bench_network CHECKPOINT [THREADS] [REPEAT]
+// network cost from the rest of the pipeline, on each convolution backend (model.backend).   bench_network CHECKPOINT [THREADS] [REPEAT]
 #include <algorithm>
 #include <cstdint>
 #include <chrono>
@@ -15,7 +15,9 @@ int main(int argc, char** argv) {
   }
   const int threads = argc > 2 ? std::stoi(argv[2]) : 1;
   const int repeat = argc > 3 ? std::stoi(argv[3]) : 20;
-  earmark::model::Network net(argv[1], 0, threads);
+  for (const auto backend : {earmark::model::ConvBackend::xnnpack, earmark::model::ConvBackend::onednn}) {
+  const earmark::model::Network net(argv[1], 0, threads, backend);
+  std::cout << net.info().backend << ":\n";
   auto time = [&](int batch, int frames, const char* what) {
     // A log-mel-like input: values around -1 with some spread (a constant input would make
     // the network's activations degenerate).
@@ -34,15 +36,13 @@ int main(int argc, char** argv) {
       v.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     }
     std::sort(v.begin(), v.end());
-    std::cout << what << ": batch " << batch << " x " << frames << " frames: " << v[v.size() / 2] << " ms (median) " << v[0] << " min, per input " << v[0] / batch << "\n";
+    std::cout << "  " << what << ": batch " << batch << " x " << frames << " frames: " << v[v.size() / 2]
+              << " ms (median), " << v.front() << " ms (fastest)\n";
   };
-  for (int r = 0; r < 2; ++r) {
   time(1, 1000, "10 s clip");
-  time(1, 384, "1");
-  time(2, 384, "2");
-  time(4, 384, "4");
-  time(8, 384, "8");
-  time(1, 3072, "1x3072");
+  time(3, 384, "3 chunks of 3.84 s");
+  time(1, 384, "1 chunk of 3.84 s");
+  time(8, 384, "8 chunks of 3.84 s");
   }
   return 0;
 }

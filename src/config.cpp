@@ -66,6 +66,8 @@ const std::vector<Field<ModelConfig>>& model_fields() {
        .help = "threads per file"},
       {.key = "batch", .member = &S::batch, .lo = 1, .hi = 256, .rule = "must be between 1 and 256",
        .help = "chunks per network pass"},
+      {.key = "backend", .member = &S::backend, .allowed = "auto|xnnpack|onednn",
+       .rule = "must be auto, xnnpack or onednn", .help = "LibTorch kernels for the convolutions"},
       {.key = "spill_after_s", .member = &S::spill_after_s, .lo = 0, .hi = 1e7,
        .rule = "must be between 0 (never) and 10000000 s",
        .help = "seconds of a file's frame data kept in memory before the rest goes to a temporary file"},

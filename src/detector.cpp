@@ -339,8 +339,11 @@ Detector::Detector(Config config) : impl_(std::make_unique<Impl>()) {
                                 ? s.config.model.threads
                                 : int(std::clamp(std::thread::hardware_concurrency(), 1u, 8u));
   s.pipelined = total_threads >= 2;
+  const auto backend = s.config.model.backend == "xnnpack"  ? model::ConvBackend::xnnpack
+                       : s.config.model.backend == "onednn" ? model::ConvBackend::onednn
+                                                            : model::ConvBackend::automatic;
   s.net = std::make_unique<model::Network>(s.resolved.checkpoint, s.resolved.spec ? s.resolved.spec->width : 0.0,
-                                           s.pipelined ? total_threads - 1 : 1);
+                                           s.pipelined ? total_threads - 1 : 1, backend);
   if (s.net->info().num_classes != int(s.labels.size()))
     throw Error(s.resolved.checkpoint + ": the network has " + std::to_string(s.net->info().num_classes) +
                 " outputs but " + s.resolved.labels + " lists " + std::to_string(s.labels.size()) + " labels");
@@ -420,6 +423,8 @@ const std::string& Detector::checkpoint_sha256() const { return impl_->sha256; }
 const std::string& Detector::checkpoint_path() const { return impl_->resolved.checkpoint; }
 const std::string& Detector::labels_path() const { return impl_->resolved.labels; }
 const std::string& Detector::calibration() const { return impl_->calibration_summary; }
+
+const std::string& Detector::backend() const { return impl_->net->info().backend; }
 
 FileResult Detector::detect_file(const std::string& path) const {
   const auto start = Clock::now();

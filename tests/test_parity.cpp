@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <numeric>
+#include <thread>
 
 #include "features/logmel.hpp"
 #include "model/network.hpp"
@@ -45,22 +46,64 @@ TEST_P(Parity, MelAndLogitsMatchReference) {
   const auto golden_mel = read_f32(shared_dir() / "golden" / (name + ".mel.f32"));
   EXPECT_LE(max_abs_diff(mel, golden_mel), 1e-4f);
 
-  static const model::Network net(
-      (earmark::testing::models_dir() / "mn04_as_mAP_432.pt").string(), 0, 1);
-  EXPECT_DOUBLE_EQ(net.info().width, 0.4);
-  EXPECT_EQ(net.info().num_classes, 527);
-  EXPECT_EQ(net.info().parameters, 312);
-  std::vector<float> logits(527), emb(size_t(net.info().embedding_dim));
-  // Feed the golden mel so the network is checked on its own, then ours end to end.
-  net.clip(golden_mel.data(), 1, 1000, logits.data(), emb.data());
+  // Both convolution backends (model.backend), each against the reference.
+  static const model::Network xnnpack((earmark::testing::models_dir() / "mn04_as_mAP_432.pt").string(), 0, 1,
+                                      model::ConvBackend::xnnpack);
+  static const model::Network onednn((earmark::testing::models_dir() / "mn04_as_mAP_432.pt").string(), 0, 1,
+                                     model::ConvBackend::onednn);
+  EXPECT_EQ(xnnpack.info().backend, "xnnpack");
+  EXPECT_EQ(onednn.info().backend, "onednn");
   const auto golden_logits = read_f32(shared_dir() / "golden" / (name + ".logits.f32"));
-  EXPECT_LE(max_abs_diff(logits, golden_logits), 1e-3f);
-  EXPECT_LE(max_abs_diff(emb, read_f32(shared_dir() / "golden" / (name + ".embedding.f32"))), 1e-3f);
-  net.clip(mel.data(), 1, 1000, logits.data(), nullptr);
-  EXPECT_LE(max_abs_diff(logits, golden_logits), 1e-3f);
-  EXPECT_EQ(top_k(logits, 5), top_k(golden_logits, 5));
+  for (const model::Network* net : {&xnnpack, &onednn}) {
+    SCOPED_TRACE(net->info().backend);
+    EXPECT_DOUBLE_EQ(net->info().width, 0.4);
+    EXPECT_EQ(net->info().num_classes, 527);
+    EXPECT_EQ(net->info().parameters, 312);
+    std::vector<float> logits(527), emb(size_t(net->info().embedding_dim));
+    // Feed the golden mel so the network is checked on its own, then ours end to end.
+    net->clip(golden_mel.data(), 1, 1000, logits.data(), emb.data());
+    EXPECT_LE(max_abs_diff(logits, golden_logits), 1e-3f);
+    EXPECT_LE(max_abs_diff(emb, read_f32(shared_dir() / "golden" / (name + ".embedding.f32"))), 1e-3f);
+    net->clip(mel.data(), 1, 1000, logits.data(), nullptr);
+    EXPECT_LE(max_abs_diff(logits, golden_logits), 1e-3f);
+    EXPECT_EQ(top_k(logits, 5), top_k(golden_logits, 5));
+  }
+  // The detector's use: a batch of short chunks, column by column. The backends agree.
+  const int chunk = 384, batch = 2;
+  std::vector<float> chunks(size_t(128 * chunk * batch));
+  for (int b = 0; b < batch; ++b)
+    for (int m = 0; m < 128; ++m)
+      for (int t = 0; t < chunk; ++t)
+        chunks[size_t((b * 128 + m) * chunk + t)] = golden_mel[size_t(m * 1000 + b * 500 + t)];
+  std::vector<float> fx, fo;
+  int cx = 0, co = 0;
+  xnnpack.column_features(chunks.data(), batch, chunk, fx, cx);
+  onednn.column_features(chunks.data(), batch, chunk, fo, co);
+  EXPECT_EQ(cx, 12);
+  EXPECT_EQ(cx, co);
+  EXPECT_LE(max_abs_diff(fx, fo), 1e-4f);
 }
 
 INSTANTIATE_TEST_SUITE_P(GoldenClips, Parity, ::testing::Values("music", "speech", "typing"));
+
+// Files detected at once share one network; each thread runs its own XNNPACK contexts (a
+// context holds its last input's setup), so threads do not disturb each other's results.
+TEST(ParityThreads, ThreadsSharingTheNetworkGetTheirOwnResults) {
+  EARMARK_REQUIRE_SHARED();
+  const model::Network net((earmark::testing::models_dir() / "mn04_as_mAP_432.pt").string(), 0, 1);
+  std::vector<std::vector<float>> inputs;
+  for (const char* name : {"music", "speech", "typing"}) inputs.push_back(read_f32(shared_dir() / "golden" / (std::string(name) + ".mel.f32")));
+  std::vector<std::vector<float>> alone(inputs.size(), std::vector<float>(527));
+  for (size_t i = 0; i < inputs.size(); ++i) net.clip(inputs[i].data(), 1, 1000, alone[i].data(), nullptr);
+  std::vector<std::vector<float>> together(inputs.size() * 4, std::vector<float>(527));
+  std::vector<std::thread> threads;
+  for (size_t k = 0; k < together.size(); ++k)
+    threads.emplace_back([&, k] {
+      model::Network::prepare_thread();
+      for (int r = 0; r < 5; ++r) net.clip(inputs[k % inputs.size()].data(), 1, 1000, together[k].data(), nullptr);
+    });
+  for (auto& t : threads) t.join();
+  for (size_t k = 0; k < together.size(); ++k) EXPECT_LE(max_abs_diff(together[k], alone[k % inputs.size()]), 1e-5f) << k;
+}
 
 }  // namespace

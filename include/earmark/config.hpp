@@ -23,6 +23,9 @@ struct ModelConfig {
   int threads = 0;
   // Chunks (or windows) are batched through the network this many at a time.
   int batch = 4;
+  // LibTorch kernels for the convolutions: "auto" (XNNPACK where this LibTorch has it, else
+  // oneDNN), "xnnpack" or "onednn". Same scores either way (parity-tested); auto is the fastest.
+  std::string backend = "auto";
   // A file's score grid and 10 ms band envelope beyond this many seconds of audio go to a
   // temporary file (TMPDIR, deleted when done) and are read back through a cache of a few MB, so
   // memory stays flat however long the recording (the grid alone is 24 MB per hour); 0: always

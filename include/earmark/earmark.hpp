@@ -305,6 +305,8 @@ class Detector {
   const std::string& labels_path() const;
   // The false-alarm calibration in use, in one sentence (events.calibration); empty when off.
   const std::string& calibration() const;
+  // The LibTorch kernels that run the network's convolutions: "xnnpack" or "onednn" (model.backend).
+  const std::string& backend() const;
 
  private:
   struct Impl;

@@ -7,6 +7,7 @@
 #include <ATen/Parallel.h>
 #include <torch/version.h>
 #include <c10/core/InferenceMode.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/csrc/jit/serialization/pickle.h>
 
 #include <dlfcn.h>
@@ -18,6 +19,7 @@
 #include <fstream>
 #include <iterator>
 #include <map>
+#include <mutex>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -57,7 +59,35 @@ struct ConvBN {
   at::Tensor w, b;
   int64_t stride = 1, pad = 0, groups = 1;
   Act act = Act::none;
+  int index = 0;  // position among the network's convolutions (its XNNPACK context)
 };
+
+// One XNNPACK context per convolution: the packed weights and the kernel's setup for its last
+// input. A context runs one input at a time, so every thread that runs the network at once
+// takes a set of its own from a pool (packed on first use: a few ms once per thread).
+struct XnnSet {
+  std::vector<c10::IValue> conv;
+};
+
+// XNNPACK (LibTorch's prepacked NHWC kernels, made for MobileNet-style networks): the weights
+// are packed once at load and ReLU is fused into the convolution as a clamp. The ops are called
+// through the dispatcher by name, as TorchScript's frozen graphs call them; a LibTorch built
+// without XNNPACK has no such ops (or refuses to pack), and the network then stays on oneDNN.
+c10::IValue xnn_prepack(const ConvBN& c) {
+  static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("prepacked::conv2d_clamp_prepack", "");
+  std::vector<c10::IValue> stack;
+  stack.emplace_back(c.w.contiguous());
+  stack.emplace_back(c.b);
+  stack.emplace_back(std::vector<int64_t>{c.stride, c.stride});
+  stack.emplace_back(std::vector<int64_t>{c.pad, c.pad});
+  stack.emplace_back(std::vector<int64_t>{1, 1});
+  stack.emplace_back(c.groups);
+  stack.emplace_back(c.act == Act::relu ? c10::IValue(c10::Scalar(0.0)) : c10::IValue());  // output_min
+  stack.emplace_back(c10::IValue());                                                          // output_max
+  op.callBoxed(&stack);
+  return stack.at(0);
+}
+
 struct Linear {
   at::Tensor w, b;
 };
@@ -152,9 +182,19 @@ at::Tensor activate(const at::Tensor& x, Act a) {
   return x;
 }
 
+at::Tensor xnn_run(const ConvBN& c, const c10::IValue& context, const at::Tensor& x) {
+  static const auto op = c10::Dispatcher::singleton().findSchemaOrThrow("prepacked::conv2d_clamp_run", "");
+  std::vector<c10::IValue> stack;
+  stack.emplace_back(x);
+  stack.emplace_back(context);
+  op.callBoxed(&stack);
+  return activate(stack.at(0).toTensor(), c.act == Act::relu ? Act::none : c.act);  // ReLU is fused
+}
+
 // oneDNN directly: at::conv2d sends single-threaded 1x1 convolutions to im2col + BLAS, which
 // made a 10 s input take 34 ms instead of 6 ms here.
-at::Tensor run(const ConvBN& c, const at::Tensor& x) {
+at::Tensor run(const ConvBN& c, const at::Tensor& x, const XnnSet* xnn) {
+  if (xnn) return xnn_run(c, xnn->conv[size_t(c.index)], x);
   return activate(at::mkldnn_convolution(x, c.w, c.b, {c.pad, c.pad}, {c.stride, c.stride}, {1, 1}, c.groups), c.act);
 }
 
@@ -191,6 +231,53 @@ struct Network::Impl {
   ConvBN last;
   Linear hidden, out;
 
+  template <typename Self, typename F>
+  static void each_conv(Self& self, F&& f) {
+    f(self.stem);
+    for (auto& b : self.blocks) {
+      if (b.expand) f(b.expand_conv);
+      f(b.depthwise);
+      f(b.project);
+    }
+    f(self.last);
+  }
+  bool xnnpack = false;
+  mutable std::mutex xnn_mutex;
+  mutable std::vector<std::unique_ptr<XnnSet>> xnn_free;  // sets not in use
+
+  std::unique_ptr<XnnSet> pack_xnnpack() const {
+    auto set = std::make_unique<XnnSet>();
+    each_conv(*this, [&](const ConvBN& c) { set->conv.push_back(xnn_prepack(c)); });  // in index order
+    return set;
+  }
+  // A set of contexts for this call, handed back when the call is done (also on an exception).
+  struct XnnLease {
+    const Impl* impl = nullptr;
+    std::unique_ptr<XnnSet> set;
+    XnnLease() = default;
+    XnnLease(XnnLease&& o) noexcept : impl(o.impl), set(std::move(o.set)) {}
+    XnnLease& operator=(XnnLease&&) = delete;
+    ~XnnLease() {
+      if (!impl || !set) return;
+      std::lock_guard lock(impl->xnn_mutex);
+      impl->xnn_free.push_back(std::move(set));
+    }
+  };
+  XnnLease lease() const {
+    XnnLease l;
+    if (!xnnpack) return l;
+    l.impl = this;
+    {
+      std::lock_guard lock(xnn_mutex);
+      if (!xnn_free.empty()) {
+        l.set = std::move(xnn_free.back());
+        xnn_free.pop_back();
+      }
+    }
+    if (!l.set) l.set = pack_xnnpack();
+    return l;
+  }
+
   // Builds the network of width `w` from the dict; returns "" or what did not match.
   std::string build(const std::map<std::string, at::Tensor>& dict, double w) {
     Loader L(dict);
@@ -225,26 +312,30 @@ struct Network::Impl {
     const int classes = it != dict.end() && it->second.dim() == 1 ? int(it->second.size(0)) : 527;
     hidden = L.linear("classifier.2", 6 * last_in, hidden_dim);
     out = L.linear("classifier.5", hidden_dim, classes);
-    info = NetworkInfo{w, classes, 6 * last_in, hidden_dim, int(L.used())};
+    info = NetworkInfo{w, classes, 6 * last_in, hidden_dim, int(L.used()), ""};
+    int index = 0;
+    each_conv(*this, [&](ConvBN& c) { c.index = index++; });
     return L.problems();
   }
 
   at::Tensor features(at::Tensor x) const {
+    const XnnLease l = lease();
+    const XnnSet* xnn = l.set.get();
     // With one input channel (and for depthwise weights) NCHW and NHWC strides coincide and
     // ATen picks NCHW; the stem's output has 8+ channels, so the layout sticks from there on.
-    x = run(stem, x).contiguous(at::MemoryFormat::ChannelsLast);
+    x = run(stem, x, xnn).contiguous(at::MemoryFormat::ChannelsLast);
     for (const auto& b : blocks) {
-      at::Tensor y = b.expand ? run(b.expand_conv, x) : x;
-      y = run(b.depthwise, y);
+      at::Tensor y = b.expand ? run(b.expand_conv, x, xnn) : x;
+      y = run(b.depthwise, y, xnn);
       if (b.se) {
         at::Tensor s = y.mean({2, 3});
         s = at::sigmoid(at::linear(at::relu(at::linear(s, b.fc1.w, b.fc1.b)), b.fc2.w, b.fc2.b));
         y = y * s.unsqueeze(-1).unsqueeze(-1);
       }
-      y = run(b.project, y);
+      y = run(b.project, y, xnn);
       x = b.residual ? y.add_(x) : y;
     }
-    return run(last, x);
+    return run(last, x, xnn);
   }
 
   at::Tensor classify(const at::Tensor& emb) const {
@@ -252,7 +343,8 @@ struct Network::Impl {
   }
 };
 
-Network::Network(const std::string& checkpoint, double width, int threads) : impl_(std::make_unique<Impl>()) {
+Network::Network(const std::string& checkpoint, double width, int threads, ConvBackend backend)
+    : impl_(std::make_unique<Impl>()) {
   const auto dict = read_state_dict(checkpoint);
   std::string first_problem;
   bool ok = false;
@@ -273,6 +365,19 @@ Network::Network(const std::string& checkpoint, double width, int threads) : imp
     throw Error(checkpoint + ": not an EfficientAT MobileNetV3 ('mn', MLP head) checkpoint" +
                 (width > 0 ? " of width " + std::to_string(width) : std::string(" of any known width")) + ": " +
                 first_problem);
+  }
+  impl_->info.backend = "onednn";
+  if (backend != ConvBackend::onednn) {
+    try {
+      auto set = impl_->pack_xnnpack();  // also checks that this LibTorch can
+      impl_->xnn_free.push_back(std::move(set));
+      impl_->xnnpack = true;
+      impl_->info.backend = "xnnpack";
+    } catch (const std::exception& e) {
+      if (backend == ConvBackend::xnnpack)
+        throw Error(std::string("this LibTorch cannot run the network on XNNPACK (") + e.what() +
+                    "); use the oneDNN kernels instead");
+    }
   }
   if (threads <= 0) threads = int(std::clamp(std::thread::hardware_concurrency(), 1u, 8u));
   at::set_num_threads(threads);

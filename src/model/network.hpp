@@ -15,7 +15,13 @@ struct NetworkInfo {
   int embedding_dim = 0;  // channels of the last feature map (384 for mn04)
   int hidden_dim = 0;     // classifier hidden layer (512 for mn04)
   int parameters = 0;     // number of loaded tensors
+  std::string backend;    // the convolutions' kernels: "xnnpack" or "onednn"
 };
+
+// Which of LibTorch's CPU kernels run the convolutions. Both give the same outputs (the parity
+// tests check each); XNNPACK's prepacked NHWC kernels are the faster here, oneDNN is the fallback
+// for a LibTorch built without XNNPACK.
+enum class ConvBackend { automatic, xnnpack, onednn };
 
 class Network {
  public:
@@ -23,7 +29,10 @@ class Network {
   // head). width <= 0: inferred from the tensor shapes. Every key of the file must be used
   // and every tensor of the network must be present with the right shape; otherwise
   // earmark::Error names the missing/unexpected keys. threads <= 0: hardware threads (max 8).
-  Network(const std::string& checkpoint, double width = 0, int threads = 0);
+  // backend: automatic is XNNPACK where this LibTorch has it, else oneDNN; naming xnnpack where
+  // it is missing throws earmark::Error.
+  Network(const std::string& checkpoint, double width = 0, int threads = 0,
+          ConvBackend backend = ConvBackend::automatic);
   ~Network();
   Network(Network&&) noexcept;
   Network& operator=(Network&&) noexcept;

@@ -139,7 +139,8 @@ RunMetadata describe_run(const Detector& det, const std::vector<std::string>& in
   m.config_yaml = det.config().to_yaml();
   m.inputs = inputs;
   m.label_count = det.labels().size();
-  m.torch_version = model::torch_version();
+  m.torch_version = std::string(model::torch_version()) + " (" + (det.backend() == "xnnpack" ? "XNNPACK" : "oneDNN") +
+                    " convolutions)";
   m.calibration = det.calibration();
   return m;
 }
