@@ -221,6 +221,10 @@ TEST(Decode, DownmixEverySampleFormat) {
     float out[3] = {9, 9, 9};
     ASSERT_TRUE(decode::detail::downmix_to_mono(planes, fmt, 2, 3, out)) << av_get_sample_fmt_name(fmt);
     for (int i = 0; i < 3; ++i) EXPECT_EQ(out[i], expect[i]) << av_get_sample_fmt_name(fmt) << " sample " << i;
+    // One channel (a conversion of its own): the left channel as it is.
+    const uint8_t* mono[1] = {reinterpret_cast<const uint8_t*>(left.data())};
+    ASSERT_TRUE(decode::detail::downmix_to_mono(mono, fmt, 1, 3, out)) << av_get_sample_fmt_name(fmt);
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(out[i], float(L[i])) << av_get_sample_fmt_name(fmt) << " mono sample " << i;
   };
   // Offset binary for u8: 0.5 -> 192, -1 -> 0; the others scale by 2^(bits-1).
   auto u8 = [](double v) { return uint8_t(std::lrint(v * 128 + 128)); };
@@ -237,6 +241,19 @@ TEST(Decode, DownmixEverySampleFormat) {
     run(pick(AV_SAMPLE_FMT_S64), s64);
     run(pick(AV_SAMPLE_FMT_FLT), f32);
     run(pick(AV_SAMPLE_FMT_DBL), f64);
+  }
+  // Damaged float samples become 0 and are counted, with one channel as with two.
+  for (int channels : {1, 2}) {
+    const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+    const std::vector<float> damaged = {nan, 0.25f, inf, 0.25f, 3e6f, 0.25f, 0.5f, 0.5f};
+    const uint8_t* planes[1] = {reinterpret_cast<const uint8_t*>(damaged.data())};
+    std::vector<float> out(damaged.size() / size_t(channels), 9.0f);
+    size_t bad = 0;
+    ASSERT_TRUE(decode::detail::downmix_to_mono(planes, AV_SAMPLE_FMT_FLT, channels, out.size(), out.data(), &bad));
+    const std::vector<float> expect_out = channels == 1 ? std::vector<float>{0, 0.25f, 0, 0.25f, 0, 0.25f, 0.5f, 0.5f}
+                                                       : std::vector<float>{0, 0, 0, 0.5f};
+    EXPECT_EQ(out, expect_out) << channels << " channel(s)";
+    EXPECT_EQ(bad, 3u) << channels << " channel(s)";
   }
   float out[1];
   const uint8_t* none[1] = {nullptr};

@@ -22,6 +22,7 @@ extern "C" {
 
 #include <algorithm>
 #include <array>
+#include <type_traits>
 #include <cmath>
 #include <cstdarg>
 #include <cstdio>
@@ -63,8 +64,22 @@ float to_float<double>(double v) { return float(v); }
 // (found by fuzz/fuzz_decode). They are treated like NaN: replaced by 0 and counted.
 constexpr float kMaxSampleMagnitude = 1e6f;
 
+// Damaged float samples (inf, NaN, beyond kMaxSampleMagnitude) in out[0, n) become 0; returns
+// their count. Integer formats cannot produce them.
+size_t zero_damaged(float* out, size_t n) {
+  size_t bad = 0;
+  for (size_t i = 0; i < n; ++i)
+    if (!(std::isfinite(out[i]) && std::abs(out[i]) <= kMaxSampleMagnitude)) out[i] = 0.0f, ++bad;
+  return bad;
+}
+
 template <typename T>
 size_t mix(const uint8_t* const* planes, bool planar, int channels, size_t samples, float* out) {
+  if (channels == 1) {  // most recordings: a straight conversion the compiler vectorises
+    const T* p = reinterpret_cast<const T*>(planes[0]);
+    for (size_t i = 0; i < samples; ++i) out[i] = to_float<T>(p[i]);
+    return std::is_floating_point_v<T> ? zero_damaged(out, samples) : 0;
+  }
   const float scale = 1.0f / float(channels);
   size_t bad = 0;
   for (size_t i = 0; i < samples; ++i) {
