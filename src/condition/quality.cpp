@@ -1,6 +1,8 @@
 #include "condition/quality.hpp"
 
 #include <algorithm>
+#include <mutex>
+#include <map>
 #include <cmath>
 #include <deque>
 #include <numeric>
@@ -58,6 +60,17 @@ std::vector<float> periodic_hann(size_t n) {
   std::vector<float> w(n);
   for (size_t i = 0; i < n; ++i) w[i] = float(0.5 - 0.5 * std::cos(2 * M_PI * double(i) / double(n)));
   return w;
+}
+
+// The analysis windows of a sample rate (the frame's and the hum FFT's), made once per process
+// instead of once per file (32,768 cosines for the hum window alone).
+const std::vector<float>& shared_periodic_hann(size_t n) {
+  static std::mutex m;
+  static std::map<size_t, std::vector<float>> windows;
+  std::lock_guard lock(m);
+  auto it = windows.find(n);
+  if (it == windows.end()) it = windows.emplace(n, periodic_hann(n)).first;
+  return it->second;  // map nodes stay put
 }
 
 constexpr double kBucketMinDb = -160.0;  // frame level buckets for the noise colour, 1 dB wide
@@ -177,7 +190,7 @@ struct QualityAnalyzer::Impl {
 
   // Noise colour: per frame-level bucket, the summed band power densities of its frames.
   std::unique_ptr<util::RealFft> colour_fft;
-  std::vector<float> colour_window;
+  const std::vector<float>* colour_window = nullptr;
   struct Band {
     double centre_hz;
     size_t lo, hi;  // bins [lo, hi)
@@ -188,7 +201,7 @@ struct QualityAnalyzer::Impl {
 
   // Hum: Welch average of the low part of the spectrum, about 1 Hz resolution.
   std::unique_ptr<util::RealFft> hum_fft;
-  std::vector<float> hum_window;
+  const std::vector<float>* hum_window = nullptr;
   std::vector<float> hum_buf;
   std::vector<double> hum_psd;
   int64_t hum_segments = 0;
@@ -239,7 +252,7 @@ struct QualityAnalyzer::Impl {
     // Colour: one FFT per frame, zero-padded to a power of two.
     const size_t cn = next_pow2(size_t(frame_len));
     colour_fft = std::make_unique<util::RealFft>(cn);
-    colour_window = periodic_hann(size_t(frame_len));
+    colour_window = &shared_periodic_hann(size_t(frame_len));
     const double bin_hz = double(fs) / double(cn);
     const double top = std::min(cfg.colour_max_hz, 0.45 * fs);
     // Third-octave bands on the base-ten grid around 1 kHz.
@@ -258,7 +271,7 @@ struct QualityAnalyzer::Impl {
     // neighbourhood) are kept.
     const size_t hn = next_pow2(size_t(fs));
     hum_fft = std::make_unique<util::RealFft>(hn);
-    hum_window = periodic_hann(hn);
+    hum_window = &shared_periodic_hann(hn);
     const double hum_top_hz = 60.0 * cfg.hum_harmonics + 60.0;
     hum_psd.assign(std::min(hn / 2 + 1, size_t(std::ceil(hum_top_hz * double(hn) / fs)) + 1), 0.0);
     hum_buf.reserve(hn);
@@ -416,7 +429,7 @@ struct QualityAnalyzer::Impl {
     const double mean = std::accumulate(frame.begin(), frame.end(), 0.0) / double(frame.size());
     float* t = colour_fft->time();
     std::fill(t, t + colour_fft->size(), 0.0f);
-    for (size_t i = 0; i < frame.size(); ++i) t[i] = float((frame[i] - mean) * colour_window[i]);
+    for (size_t i = 0; i < frame.size(); ++i) t[i] = float((frame[i] - mean) * (*colour_window)[i]);
     colour_fft->forward();
     const auto* X = colour_fft->spectrum();
     const int b = std::clamp(int(std::floor(level - kBucketMinDb)), 0, kBuckets - 1);
@@ -450,7 +463,7 @@ struct QualityAnalyzer::Impl {
   void hum_segment(size_t len) {
     const size_t hn = hum_fft->size();
     const std::vector<float> w = len == hn ? std::vector<float>{} : periodic_hann(len);
-    const std::vector<float>& win = len == hn ? hum_window : w;
+    const std::vector<float>& win = len == hn ? *hum_window : w;
     double mean = 0;
     for (size_t k = 0; k < len; ++k) mean += hum_buf[k];
     mean /= double(len);

@@ -1,9 +1,10 @@
 // Small FFTW (single precision) wrapper shared by the stages that need spectra.
 //
-// FFTW's planner keeps global state and is not thread-safe, so every plan is created and
-// destroyed under fftw_planner_mutex(); executing a plan on our own arrays
-// (fftwf_execute_dft_r2c/c2r) is thread-safe, so one RealFft may be used by one thread while
-// other threads use theirs. Other stages that make FFTW plans must take the same mutex.
+// FFTW's planner keeps global state and is not thread-safe, so every plan is created under
+// fftw_planner_mutex(). Plans are made once per transform length and kept for the process;
+// executing a plan on our own arrays (fftwf_execute_dft_r2c/c2r) is thread-safe, so one RealFft
+// may be used by one thread while other threads use theirs. Other stages that make FFTW plans
+// must take the same mutex.
 #pragma once
 
 #include <complex>
