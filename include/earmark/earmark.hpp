@@ -140,7 +140,7 @@ class ScoreValues {
   // file and grows there (util/spill.hpp: rows of `width` values in blocks, read back through a
   // cache of a few MB), so a long recording's grid does not grow memory with its length.
   void spill_beyond(size_t width, size_t after_values);
-  bool spilled() const { return spill_ != nullptr; }
+  bool spilled() const;
   size_t size() const { return compact_ ? (spill_ ? spilled_size() : h_.size()) : f_.size(); }
   bool empty() const { return size() == 0; }
   float operator[](size_t i) const { return compact_ ? half_to_float(half(i)) : f_[i]; }
@@ -161,20 +161,15 @@ class ScoreValues {
     resize(n, v);
   }
   void resize(size_t n, float v = 0.0f);
-  void reserve(size_t n) {
-    if (!compact_)
-      f_.reserve(n);
-    else if (!spill_)
-      h_.reserve(spill_after_ > 0 ? std::min(n, spill_after_ + 1) : n);
-  }
+  void reserve(size_t n);
   void clear();
   void push_back(float v) {
     if (!compact_)
       f_.push_back(v);
     else if (spill_)
       spilled_push(float_to_half(v));
-    else if (h_.push_back(float_to_half(v)); spill_after_ > 0 && h_.size() > spill_after_)
-      spill_now();
+    else
+      h_.push_back(float_to_half(v));
   }
   void pop_back() { resize(size() - 1); }
   const_iterator begin() const { return const_iterator(this, 0); }
@@ -195,13 +190,11 @@ class ScoreValues {
   void spilled_set(size_t i, uint16_t h);
   void spilled_push(uint16_t h);
   size_t spilled_size() const;
-  void spill_now();
 
   bool compact_ = false;
   std::vector<float> f_;
-  std::vector<uint16_t> h_;
-  size_t spill_width_ = 0, spill_after_ = 0;  // spill_beyond's settings (0: stays in memory)
-  std::unique_ptr<util::Spill16> spill_;
+  std::vector<uint16_t> h_;               // compact, unless spill_beyond was called
+  std::unique_ptr<util::Spill16> spill_;  // compact after spill_beyond: in memory up to its limit, then on disk
 };
 
 // Scores on a regular time grid: frame f covers [f*hop_s, f*hop_s + hop_s).

@@ -30,29 +30,6 @@ struct Run {
 
 }  // namespace
 
-BandEnvelope::BandEnvelope() = default;
-BandEnvelope::~BandEnvelope() = default;
-BandEnvelope::BandEnvelope(BandEnvelope&&) noexcept = default;
-BandEnvelope& BandEnvelope::operator=(BandEnvelope&&) noexcept = default;
-
-size_t BandEnvelope::size() const { return spill_ ? spill_->size() : centi_db_.size(); }
-
-int16_t BandEnvelope::centi_db(size_t i) const { return spill_ ? int16_t(spill_->get(i)) : centi_db_[i]; }
-
-void BandEnvelope::push_value(int16_t v) {
-  if (spill_) {
-    spill_->push_back(uint16_t(v));
-    return;
-  }
-  centi_db_.push_back(v);
-  if (spill_after_ > 0 && centi_db_.size() > spill_after_ * kEnvelopeBands) {
-    // Pages of 2,048 frames (20 s), 256 cached: 2 MB.
-    spill_ = std::make_unique<util::Spill16>(kEnvelopeBands, 2048, 256);
-    for (int16_t x : centi_db_) spill_->push_back(uint16_t(x));
-    std::vector<int16_t>().swap(centi_db_);
-  }
-}
-
 void BandEnvelope::push(std::span<const float> frames, size_t n) {
   for (size_t t = 0; t < n; ++t) {
     const float* f = frames.data() + t * features::kNumMels;
@@ -61,7 +38,7 @@ void BandEnvelope::push(std::span<const float> frames, size_t n) {
       // Undo the normalisation: x = (log(mel + 1e-5) + 4.5) / 5.
       for (int m = b * kMelsPerBand; m < (b + 1) * kMelsPerBand; ++m) power += std::exp(5.0 * double(f[m]) - 4.5);
       const double db = 10.0 * std::log10(std::max(power, 1e-12));
-      push_value(int16_t(std::clamp(std::lround(db * 100.0), -32000L, 32000L)));
+      values_->push_back(uint16_t(int16_t(std::clamp(std::lround(db * 100.0), -32000L, 32000L))));
     }
   }
 }

@@ -42,28 +42,20 @@ inline constexpr int kEnvelopeBands = 16;
 // 11.5 MB per hour; beyond spill_after() frames in a temporary file, util/spill.hpp).
 class BandEnvelope {
  public:
-  BandEnvelope();
-  ~BandEnvelope();
-  BandEnvelope(BandEnvelope&&) noexcept;
-  BandEnvelope& operator=(BandEnvelope&&) noexcept;
   // Frames beyond `frames` go to a temporary file (0: all in memory); before the first push.
-  void spill_after(size_t frames) { spill_after_ = frames; }
+  void spill_after(size_t frames) { values_->limit_memory(frames > 0 ? frames * kEnvelopeBands : SIZE_MAX); }
   // Normalised log-mel frames, frame-major (n x 128), in order.
   void push(std::span<const float> frames, size_t n);
-  size_t frames() const { return size() / kEnvelopeBands; }
-  void reserve_frames(size_t n) {
-    centi_db_.reserve((spill_after_ > 0 ? std::min(n, spill_after_ + 1) : n) * kEnvelopeBands);
-  }
+  size_t frames() const { return values_->size() / kEnvelopeBands; }
+  void reserve_frames(size_t n) { values_->reserve(n * kEnvelopeBands); }
   double hop_s() const { return kHop / double(kSampleRate); }
-  float db(size_t frame, int band) const { return float(centi_db(frame * kEnvelopeBands + size_t(band))) / 100.0f; }
+  float db(size_t frame, int band) const {
+    return float(int16_t(values_->get(frame * kEnvelopeBands + size_t(band)))) / 100.0f;
+  }
 
  private:
-  size_t size() const;
-  int16_t centi_db(size_t i) const;
-  void push_value(int16_t v);
-  std::vector<int16_t> centi_db_;
-  size_t spill_after_ = 0;
-  std::unique_ptr<util::Spill16> spill_;
+  // Centi-dB as int16 bit patterns; pages of 2,048 frames (20 s), 256 cached (2 MB) once on disk.
+  std::unique_ptr<util::Spill16> values_ = std::make_unique<util::Spill16>(kEnvelopeBands, 2048, 256);
 };
 
 struct BoundaryParams {

@@ -34,18 +34,7 @@ void FrameScorer::keep_scores_only(double spill_after_s) {
 
 void FrameScorer::Unscaled::add(long row, const uint8_t* scores) {
   rows_.push_back(row);
-  if (!spill_ && spill_after_ > 0 && rows_.size() > spill_after_) {
-    // Pages of 512 rows, 1,024 cached: 1 MB.
-    const size_t width = (classes_ + 1) / 2;
-    spill_ = std::make_shared<util::Spill16>(width, 512, 1024);
-    for (size_t k = 0; k + 1 < rows_.size(); ++k)
-      for (size_t c = 0; c < width; ++c) spill_->push_back(pair(scores_.data() + k * classes_, c));
-    std::vector<uint8_t>().swap(scores_);
-  }
-  if (spill_)
-    for (size_t c = 0; c < (classes_ + 1) / 2; ++c) spill_->push_back(pair(scores, c));
-  else
-    scores_.insert(scores_.end(), scores, scores + classes_);
+  for (size_t c = 0; c < (classes_ + 1) / 2; ++c) scores_->push_back(pair(scores, c));
 }
 
 uint16_t FrameScorer::Unscaled::pair(const uint8_t* scores, size_t c) const {
@@ -58,8 +47,7 @@ size_t FrameScorer::Unscaled::first_at_or_after(long r) const {
 }
 
 uint8_t FrameScorer::Unscaled::score(size_t k, size_t c) const {
-  if (!spill_) return scores_[k * classes_ + c];
-  const uint16_t v = spill_->get(k * ((classes_ + 1) / 2) + c / 2);
+  const uint16_t v = scores_->get(k * ((classes_ + 1) / 2) + c / 2);
   return uint8_t(c % 2 ? v >> 8 : v & 0xffu);
 }
 

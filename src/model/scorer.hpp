@@ -64,9 +64,11 @@ class FrameScorer {
   // clear sound is more certain than its scaled score says).
   class Unscaled {
    public:
-    explicit Unscaled(size_t classes = 0) : classes_(classes) {}
-    // Rows beyond `rows` go to a temporary file (util/spill.hpp; 0: never). Before the first add.
-    void spill_after(size_t rows) { spill_after_ = rows; }
+    explicit Unscaled(size_t classes = 0)
+        : classes_(classes), scores_(std::make_shared<util::Spill16>((classes + 1) / 2, 512, 1024)) {}
+    // Rows beyond `rows` go to a temporary file (util/spill.hpp; pages of 512 rows, 1,024 cached:
+    // 1 MB; 0: never). Before the first add.
+    void spill_after(size_t rows) { scores_->limit_memory(rows > 0 ? rows * ((classes_ + 1) / 2) : SIZE_MAX); }
     // Row `row` (after the last one added) and its classes() scores.
     void add(long row, const uint8_t* scores);
     size_t size() const { return rows_.size(); }
@@ -81,10 +83,8 @@ class FrameScorer {
    private:
     uint16_t pair(const uint8_t* scores, size_t c) const;  // classes 2c and 2c + 1 of a row
     size_t classes_;
-    size_t spill_after_ = 0;
     std::vector<long> rows_;
-    std::vector<uint8_t> scores_;           // in memory: classes_ per row
-    std::shared_ptr<util::Spill16> spill_;  // spilled: two scores per value, (classes_ + 1) / 2 per row
+    std::shared_ptr<util::Spill16> scores_;  // two scores per value, (classes_ + 1) / 2 per row
   };
   Unscaled take_unscaled() { return std::exchange(unscaled_, Unscaled(size_t(classes_))); }
   // frames() x embedding_dim, when asked for (columns method only).

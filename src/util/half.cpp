@@ -78,12 +78,7 @@ ScoreValues::ScoreValues() = default;
 ScoreValues::ScoreValues(std::initializer_list<float> v) : f_(v) {}
 ScoreValues::ScoreValues(std::vector<float> v) : f_(std::move(v)) {}
 ScoreValues::ScoreValues(const ScoreValues& o)
-    : compact_(o.compact_),
-      f_(o.f_),
-      h_(o.h_),
-      spill_width_(o.spill_width_),
-      spill_after_(o.spill_after_),
-      spill_(o.spill_ ? std::make_unique<util::Spill16>(*o.spill_) : nullptr) {}
+    : compact_(o.compact_), f_(o.f_), h_(o.h_), spill_(o.spill_ ? std::make_unique<util::Spill16>(*o.spill_) : nullptr) {}
 ScoreValues::ScoreValues(ScoreValues&& o) noexcept = default;
 ScoreValues& ScoreValues::operator=(const ScoreValues& o) {
   if (this != &o) *this = ScoreValues(o);
@@ -93,31 +88,33 @@ ScoreValues& ScoreValues::operator=(ScoreValues&& o) noexcept = default;
 ScoreValues::~ScoreValues() = default;
 
 void ScoreValues::spill_beyond(size_t width, size_t after_values) {
-  if (!compact_ || width == 0) return;
-  spill_width_ = width;
-  spill_after_ = std::max<size_t>(after_values, 1);
-  if (!spill_ && h_.size() > spill_after_) spill_now();
-}
-
-void ScoreValues::spill_now() {
-  auto s = std::make_unique<util::Spill16>(spill_width_, kSpillBlockRows, kSpillCachePages);
-  for (uint16_t h : h_) s->push_back(h);
-  spill_ = std::move(s);
+  if (!compact_ || width == 0 || spill_) return;
+  spill_ = std::make_unique<util::Spill16>(width, kSpillBlockRows, kSpillCachePages, std::max<size_t>(after_values, 1));
+  spill_->reserve(h_.capacity());
+  for (uint16_t h : h_) spill_->push_back(h);
   std::vector<uint16_t>().swap(h_);
 }
 
+bool ScoreValues::spilled() const { return spill_ && spill_->spilled(); }
 uint16_t ScoreValues::spilled_get(size_t i) const { return spill_->get(i); }
 void ScoreValues::spilled_set(size_t i, uint16_t h) { spill_->set(i, h); }
 void ScoreValues::spilled_push(uint16_t h) { spill_->push_back(h); }
 size_t ScoreValues::spilled_size() const { return spill_->size(); }
+
+void ScoreValues::reserve(size_t n) {
+  if (!compact_)
+    f_.reserve(n);
+  else if (spill_)
+    spill_->reserve(n);
+  else
+    h_.reserve(n);
+}
 
 void ScoreValues::resize(size_t n, float v) {
   if (!compact_)
     f_.resize(n, v);
   else if (spill_)
     spill_->resize(n, float_to_half(v));
-  else if (spill_after_ > 0 && n > spill_after_)
-    spill_now(), spill_->resize(n, float_to_half(v));
   else
     h_.resize(n, float_to_half(v));
 }
@@ -125,7 +122,8 @@ void ScoreValues::resize(size_t n, float v) {
 void ScoreValues::clear() {
   f_.clear();
   h_.clear();
-  spill_.reset();
+  if (spill_)  // a fresh store with the same settings, its file (if any) gone
+    spill_ = std::make_unique<util::Spill16>(spill_->width(), kSpillBlockRows, kSpillCachePages, spill_->memory_values());
 }
 
 }  // namespace earmark

@@ -60,16 +60,12 @@ int open_temp() {
 
 }  // namespace
 
-Spill16::Spill16(size_t width, size_t block_rows, size_t cache_pages)
+Spill16::Spill16(size_t width, size_t block_rows, size_t cache_pages, size_t memory_values)
     : width_(std::max<size_t>(width, 1)),
       block_rows_(std::max<size_t>(block_rows, 1)),
       block_values_(width_ * block_rows_),
       cache_pages_(std::max<size_t>(cache_pages, 1)),
-      fd_(open_temp()),
-      cache_(cache_pages_ * block_rows_),
-      tags_(cache_pages_, 0) {
-  tail_.reserve(block_values_);
-}
+      memory_values_(memory_values) {}
 
 Spill16::~Spill16() {
   if (fd_ >= 0) ::close(fd_);
@@ -80,12 +76,12 @@ Spill16::Spill16(const Spill16& o)
       block_rows_(o.block_rows_),
       block_values_(o.block_values_),
       cache_pages_(o.cache_pages_),
-      fd_(open_temp()),
+      memory_values_(o.memory_values_),
       size_(o.size_),
       flushed_(o.flushed_),
-      tail_(o.tail_),
-      cache_(cache_pages_ * block_rows_),
-      tags_(cache_pages_, 0) {
+      tail_(o.tail_) {
+  if (!o.spilled()) return;
+  start_file();
   std::vector<char> buf(1 << 20);
   const size_t bytes = flushed_ * sizeof(uint16_t);
   for (size_t off = 0; off < bytes; off += buf.size()) {
@@ -93,6 +89,17 @@ Spill16::Spill16(const Spill16& o)
     read_all(o.fd_, buf.data(), n, off_t(off));
     write_all(fd_, buf.data(), n, off_t(off));
   }
+}
+
+void Spill16::start_file() {
+  fd_ = open_temp();
+  cache_.assign(cache_pages_ * block_rows_, 0);
+  tags_.assign(cache_pages_, 0);
+}
+
+void Spill16::spill() {
+  if (fd_ < 0) start_file();
+  if (tail_.size() >= block_values_) flush_blocks();
 }
 
 // The file holds block b's values at b * block_values_, column-major: column c's block_rows_
@@ -125,13 +132,17 @@ void Spill16::set(size_t i, uint16_t v) {
   if (const size_t slot = page % cache_pages_; tags_[slot] == page + 1) cache_[slot * block_rows_ + r] = v;
 }
 
-void Spill16::flush_block() {
+void Spill16::flush_blocks() {
+  const size_t blocks = tail_.size() / block_values_;
   std::vector<uint16_t> columns(block_values_);
-  for (size_t r = 0; r < block_rows_; ++r)
-    for (size_t c = 0; c < width_; ++c) columns[c * block_rows_ + r] = tail_[r * width_ + c];
-  write_all(fd_, columns.data(), block_values_ * sizeof(uint16_t), off_t(flushed_ * sizeof(uint16_t)));
-  tail_.erase(tail_.begin(), tail_.begin() + long(block_values_));
-  flushed_ += block_values_;
+  for (size_t k = 0; k < blocks; ++k) {
+    const uint16_t* rows = tail_.data() + k * block_values_;
+    for (size_t r = 0; r < block_rows_; ++r)
+      for (size_t c = 0; c < width_; ++c) columns[c * block_rows_ + r] = rows[r * width_ + c];
+    write_all(fd_, columns.data(), block_values_ * sizeof(uint16_t), off_t((flushed_ + k * block_values_) * sizeof(uint16_t)));
+  }
+  tail_.erase(tail_.begin(), tail_.begin() + long(blocks * block_values_));
+  flushed_ += blocks * block_values_;
 }
 
 void Spill16::reopen_block(size_t b) {
