@@ -42,6 +42,9 @@ int main(int argc, char** argv) {
   time(1, 1000, "10 s clip");
   time(3, 384, "3 chunks of 3.84 s");
   time(1, 384, "1 chunk of 3.84 s");
+  time(2, 384, "2 chunks of 3.84 s");
+  time(4, 384, "4 chunks of 3.84 s");
+  time(6, 384, "6 chunks of 3.84 s");
   time(8, 384, "8 chunks of 3.84 s");
   }
   return 0;

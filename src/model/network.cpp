@@ -173,10 +173,11 @@ class Loader {
   std::vector<std::string> missing_, wrong_;
 };
 
-at::Tensor activate(const at::Tensor& x, Act a) {
+// In place: every input is a fresh convolution output that nothing else holds.
+at::Tensor activate(at::Tensor x, Act a) {
   switch (a) {
-    case Act::relu: return at::relu(x);
-    case Act::hardswish: return at::hardswish(x);
+    case Act::relu: return at::relu_(x);
+    case Act::hardswish: return at::hardswish_(x);
     case Act::none: break;
   }
   return x;
@@ -330,7 +331,7 @@ struct Network::Impl {
       if (b.se) {
         at::Tensor s = y.mean({2, 3});
         s = at::sigmoid(at::linear(at::relu(at::linear(s, b.fc1.w, b.fc1.b)), b.fc2.w, b.fc2.b));
-        y = y * s.unsqueeze(-1).unsqueeze(-1);
+        y.mul_(s.unsqueeze(-1).unsqueeze(-1));
       }
       y = run(b.project, y, xnn);
       x = b.residual ? y.add_(x) : y;
