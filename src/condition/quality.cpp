@@ -216,10 +216,10 @@ struct QualityAnalyzer::Impl {
   // Near-zero runs (silence and dropouts).
   int64_t zrun_start = 0, zrun_len = 0;
   bool zrun_pre_ok = false;
-  std::vector<float> ring;  // the last dropout_ctx + dropout_min samples
-  size_t ring_pos = 0;      // n % ring.size()
+  std::vector<float> ring;  // the last dropout_ctx + dropout_min samples, sample i at i % size
   struct Candidate {
     int64_t start, end;
+    int64_t post_from;  // first sample of the context after the gap
     double post_sum = 0;
     int64_t post_count = 0;
   };
@@ -279,43 +279,112 @@ struct QualityAnalyzer::Impl {
 
   // ---- streaming ---------------------------------------------------------------------
 
+  // Block by block, each kind of bookkeeping in its own loop over the block (the same
+  // arithmetic, in the same order, as one sample at a time): the totals and the K-weighting in
+  // one tight loop, clipping only where a sample reaches the clip level, near-zero runs by
+  // scanning for their edges, dropout contexts over index ranges.
   void push(std::span<const float> in) {
     if (finished) throw Error("quality analysis: push() after finish(); start a new QualityAnalyzer");
     scratch.assign(in.begin(), in.end());
     for (float& v : scratch)
       if (!std::isfinite(v)) v = 0.0f;
-    for (float x : scratch) per_sample(x);
+    if (scratch.empty()) return;
+    const int64_t n0 = n;
+    const float block_peak = totals_and_loudness();
+    if (clip_run_len > 0 || block_peak >= clip_thr) clipping(n0);
+    zero_runs(n0);
+    dropout_contexts(n0);
+    remember(n0);
+    n = n0 + int64_t(scratch.size());
     feed_frames();
     feed_hum();
   }
 
-  void per_sample(float x) {
-    const double xd = x;
-    const float ax = std::fabs(x);
-    peak = std::max(peak, double(ax));
-    sum += xd;
-    sumsq += xd * xd;
-
-    const double k = kw2.process(kw1.process(xd));
-    sub_energy += k * k;
-    kw_total += k * k;
-    if (++sub_count == subblock_len) {
-      subblocks.push_back(sub_energy / double(subblock_len));
-      sub_energy = 0;
-      sub_count = 0;
+  // Peak, DC, power and the K-weighted 100 ms sub-blocks; returns the block's peak.
+  float totals_and_loudness() {
+    float block_peak = 0;
+    // Locals, so that the filter states and sums live in registers rather than in *this.
+    double s = sum, sq = sumsq, e = sub_energy, total = kw_total;
+    int64_t count = sub_count;
+    Biquad k1 = kw1, k2 = kw2;
+    for (const float x : scratch) {
+      const double xd = x;
+      block_peak = std::max(block_peak, std::fabs(x));
+      s += xd;
+      sq += xd * xd;
+      const double k = k2.process(k1.process(xd));
+      e += k * k;
+      total += k * k;
+      if (++count == subblock_len) {
+        subblocks.push_back(e / double(subblock_len));
+        e = 0;
+        count = 0;
+      }
     }
+    sum = s, sumsq = sq, sub_energy = e, kw_total = total, sub_count = count;
+    kw1 = k1, kw2 = k2;
+    peak = std::max(peak, double(block_peak));
+    return block_peak;
+  }
 
-    // Clipping runs.
-    if (ax >= clip_thr) {
-      if (clip_run_len == 0) clip_run_start = n;
-      ++clip_run_len;
-    } else if (clip_run_len > 0) {
-      end_clip_run();
+  void clipping(int64_t n0) {
+    for (size_t i = 0; i < scratch.size(); ++i) {
+      if (std::fabs(scratch[i]) >= clip_thr) {
+        if (clip_run_len == 0) clip_run_start = n0 + int64_t(i);
+        ++clip_run_len;
+      } else if (clip_run_len > 0) {
+        end_clip_run();
+      }
     }
+  }
 
-    // Dropouts waiting for their context after the gap.
+  // Near-zero runs: only their edges do anything, so scan from edge to edge.
+  void zero_runs(int64_t n0) {
+    const size_t m = scratch.size();
+    size_t i = 0;
+    while (i < m) {
+      if (zrun_len == 0) {  // find the next near-zero sample
+        while (i < m && std::fabs(scratch[i]) > silence_thr) ++i;
+        if (i == m) break;
+        zrun_start = n0 + int64_t(i);
+      }
+      // Extend the open run as far as this block goes.
+      const size_t from = i;
+      while (i < m && std::fabs(scratch[i]) <= silence_thr) ++i;
+      const int64_t before = zrun_len;
+      zrun_len += int64_t(i - from);
+      // The moment it reached dropout_min samples: is there audio before it?
+      if (before < dropout_min && zrun_len >= dropout_min)
+        zrun_pre_ok = context_before_ok(zrun_start + dropout_min - 1, n0);
+      if (i < m) end_zero_run(n0 + int64_t(i));  // sample i ends the run
+    }
+  }
+
+  // Sample `i` (global index): from this block (starting at n0) or, before it, from the ring.
+  float sample_at(int64_t i, int64_t n0) const {
+    return i >= n0 ? scratch[size_t(i - n0)] : ring[size_t(i % int64_t(ring.size()))];
+  }
+
+  // At the moment a zero run reaches dropout_min samples (at sample `at`), are the dropout_ctx
+  // samples before the run loud enough to call a gap in them a dropout?
+  bool context_before_ok(int64_t at, int64_t n0) const {
+    const int64_t first = at - dropout_min + 1 - dropout_ctx;
+    if (first < 0) return false;
+    double e = 0;
+    for (int64_t i = first; i < first + dropout_ctx; ++i) {
+      const double v = sample_at(i, n0);
+      e += v * v;
+    }
+    return e / double(dropout_ctx) >= dropout_ctx_ms;
+  }
+
+  // Dropout candidates collect the power of the dropout_ctx samples after their gap.
+  void dropout_contexts(int64_t n0) {
+    const int64_t n1 = n0 + int64_t(scratch.size());
     for (auto& c : pending) {
-      if (c.post_count < dropout_ctx) {
+      const int64_t a = std::max(n0, c.post_from + c.post_count), b = std::min(n1, c.post_from + dropout_ctx);
+      for (int64_t i = a; i < b; ++i) {
+        const double xd = scratch[size_t(i - n0)];
         c.post_sum += xd * xd;
         ++c.post_count;
       }
@@ -325,32 +394,16 @@ struct QualityAnalyzer::Impl {
       pending.pop_front();
       if (c.post_sum / double(dropout_ctx) >= dropout_ctx_ms) add_dropout(c.start, c.end);
     }
-
-    // Near-zero runs.
-    if (ax <= silence_thr) {
-      if (zrun_len == 0) zrun_start = n;
-      ++zrun_len;
-      if (zrun_len == dropout_min) zrun_pre_ok = context_before_ok();
-    } else if (zrun_len > 0) {
-      end_zero_run(n);
-    }
-
-    ring[ring_pos] = x;  // == ring[n % ring.size()], without a division per sample
-    if (++ring_pos == ring.size()) ring_pos = 0;
-    ++n;
   }
 
-  // At the moment a zero run reaches dropout_min samples (the newest of which, sample n, is
-  // not yet in the ring), the dropout_ctx samples before the run are in the ring.
-  bool context_before_ok() const {
-    const int64_t first = n - dropout_min + 1 - dropout_ctx;
-    if (first < 0) return false;
-    double e = 0;
-    for (int64_t i = first; i < first + dropout_ctx; ++i) {
-      const double v = ring[size_t(i % int64_t(ring.size()))];
-      e += v * v;
+  // The last ring.size() samples, for the context before a later gap.
+  void remember(int64_t n0) {
+    const size_t r = ring.size(), m = scratch.size(), k = std::min(r, m);
+    size_t pos = size_t((n0 + int64_t(m - k)) % int64_t(r));
+    for (size_t i = m - k; i < m; ++i) {
+      ring[pos] = scratch[i];
+      if (++pos == r) pos = 0;
     }
-    return e / double(dropout_ctx) >= dropout_ctx_ms;
   }
 
   void end_zero_run(int64_t end) {
@@ -360,7 +413,7 @@ struct QualityAnalyzer::Impl {
       if (int(silences.size()) < cfg.max_regions)
         silences.push_back({double(zrun_start) / fs, double(end) / fs, zrun_len});
     } else if (zrun_len >= dropout_min && zrun_pre_ok) {
-      pending.push_back({zrun_start, end});
+      pending.push_back({zrun_start, end, end + 1});
     }
     zrun_len = 0;
     zrun_pre_ok = false;
