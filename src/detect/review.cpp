@@ -188,11 +188,15 @@ void unknown_sounds(const FileResult& r, const ReviewConfig& c, std::vector<Anom
   const double median = sorted[sorted.size() / 2];
   // The features are (ln(mel power) + 4.5) / 5, so one unit is 50 / ln(10) = 21.7 dB.
   const double db_per_unit = 50.0 / std::log(10.0);
+  std::vector<float> best(size_t(std::max(0, s.frames)), -1.0f);
   auto loud_unclassified = [&](int col) {
     if ((level[size_t(col)] - median) * db_per_unit < c.unknown_energy_db) return false;
     const double t = (col + 0.5) * sp.seconds_per_column;
     const int f = std::min(int(t / s.hop_s), s.frames - 1);
-    return best_score(s, f) < c.unknown_max_score;
+    // Many thumbnail columns share a score frame: each frame's best score is found once.
+    float& b = best[size_t(f)];
+    if (b < 0) b = best_score(s, f);
+    return b < c.unknown_max_score;
   };
   for (const Run& run : runs_where(sp.columns, loud_unclassified)) {
     const double t0 = run.begin * sp.seconds_per_column, t1 = run.end * sp.seconds_per_column;

@@ -103,8 +103,11 @@ struct LogMelStream::Impl {
     const long start = long(t) * kHopLength - kWinLength / 2;
     float* in = fft_.time();
     if (start >= 0 && start + kWinLength <= long(y_total_)) {  // no reflection: straight copy
-      const float* y = y_.data() + (size_t(start) - y_start_);
-      for (int i = 0; i < kWinLength; ++i) in[i] = y[i] * w[size_t(i)];
+      // Restrict: the FFT's buffer, the signal and the window never overlap (lets it vectorise).
+      float* __restrict out = in;
+      const float* __restrict y = y_.data() + (size_t(start) - y_start_);
+      const float* __restrict win = w.data();
+      for (int i = 0; i < kWinLength; ++i) out[i] = y[i] * win[i];
     } else {
       for (int i = 0; i < kWinLength; ++i) in[i] = y_at(start + i) * w[size_t(i)];
     }
@@ -113,12 +116,15 @@ struct LogMelStream::Impl {
     const std::complex<float>* spec = fft_.spectrum();
     for (int k = 0; k < kNumBins; ++k) power_[size_t(k)] = std::norm(spec[k]);
     const auto& mel = sparse_mel();
+    const size_t at = ready_.size();
+    ready_.resize(at + kNumMels);
+    float* row = ready_.data() + at;
     for (int m = 0; m < kNumMels; ++m) {
       const auto& wts = mel.weights[size_t(m)];
       const float* p = power_.data() + mel.first[size_t(m)];
       float acc = 0;
       for (size_t k = 0; k < wts.size(); ++k) acc += wts[k] * p[k];
-      ready_.push_back((std::log(acc + 1e-5f) + 4.5f) / 5.0f);
+      row[m] = (std::log(acc + 1e-5f) + 4.5f) / 5.0f;
     }
   }
 
@@ -156,13 +162,23 @@ LogMelStream& LogMelStream::operator=(LogMelStream&&) noexcept = default;
 void LogMelStream::push(std::span<const float> samples) {
   auto& s = *impl_;
   if (s.finished_) return;
-  for (float x : samples) {
-    if (s.have_prev_) {
-      s.y_.push_back(x - float(kPreemphasis) * s.prev_);
-      ++s.y_total_;
-    }
-    s.prev_ = x;
+  // Pre-emphasis y[i] = x[i] - k x[i-1]; the first sample of the stream only starts it.
+  size_t i = 0;
+  if (!s.have_prev_ && !samples.empty()) {
+    s.prev_ = samples[0];
     s.have_prev_ = true;
+    i = 1;
+  }
+  if (i < samples.size()) {
+    const size_t n = samples.size() - i, at = s.y_.size();
+    s.y_.resize(at + n);
+    float* __restrict y = s.y_.data() + at;
+    const float* __restrict x = samples.data() + i;
+    const float k = float(kPreemphasis);
+    y[0] = x[0] - k * s.prev_;
+    for (size_t j = 1; j < n; ++j) y[j] = x[j] - k * x[j - 1];
+    s.prev_ = x[n - 1];
+    s.y_total_ += n;
   }
   s.samples_in_ += samples.size();
   s.drain();
