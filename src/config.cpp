@@ -157,6 +157,8 @@ const std::vector<Field<FramesConfig>>& frames_fields() {
        .help = "pooled column features longer than this are scaled down to it before classifying"},
       {.key = "passes", .member = &S::passes, .lo = 1, .hi = 8, .rule = "must be 1, 2, 4 or 8",
        .help = "passes shifted by 0.32 s / passes, interleaved into one finer grid"},
+      {.key = "shared_passes", .member = &S::shared_passes,
+       .help = "passes: 2 share the network's layers before its last time stride (about 1.3 runs instead of 2)"},
       {.key = "window_s", .member = &S::window_s, .lo = 0.5, .hi = 30, .rule = "must be between 0.5 and 30 seconds"},
       {.key = "hop_s", .member = &S::hop_s, .lo = 0.01, .hi = 30,
        .rule = "must be between 0.01 s and frames.window_s"},

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
+#include <iostream>
 #include <numeric>
 #include <thread>
 
@@ -82,6 +84,67 @@ TEST_P(Parity, MelAndLogitsMatchReference) {
   EXPECT_EQ(cx, 12);
   EXPECT_EQ(cx, co);
   EXPECT_LE(max_abs_diff(fx, fo), 1e-4f);
+
+  // Two phases (frames.shared_passes): even columns are the columns above; odd columns are
+  // those of the input shifted by half a column (16 frames), run on its own, up to the input's
+  // edges and the shared layers' squeeze-excitation means (over the unshifted input).
+  // The yardstick: how much a column's features already depend on where its chunk starts (the
+  // same column from a chunk one column later).
+  auto moved = [&](int frames_later) {
+    std::vector<float> v(chunks.size());
+    for (int b = 0; b < batch; ++b)
+      for (int m = 0; m < 128; ++m)
+        for (int t = 0; t < chunk; ++t)
+          v[size_t((b * 128 + m) * chunk + t)] = golden_mel[size_t(m * 1000 + b * 500 + frames_later + t)];
+    return v;
+  };
+  const std::vector<float> shifted = moved(16), later = moved(32);
+  const size_t dim = size_t(xnnpack.info().embedding_dim);
+  for (const model::Network* net : {&xnnpack, &onednn}) {
+    SCOPED_TRACE(net->info().backend);
+    std::vector<float> one, both, alone, next;
+    int c1 = 0, c2 = 0, cs = 0, cn = 0;
+    net->column_features(chunks.data(), batch, chunk, one, c1);
+    net->column_features(chunks.data(), batch, chunk, both, c2, 2);
+    net->column_features(shifted.data(), batch, chunk, alone, cs);
+    net->column_features(later.data(), batch, chunk, next, cn);
+    ASSERT_EQ(c2, 2 * c1);
+    auto relative = [&](const float* x, const float* ref) {
+      double d = 0, n = 0;
+      for (size_t k = 0; k < dim; ++k) {
+        d += (double(x[k]) - ref[k]) * (double(x[k]) - ref[k]);
+        n += double(ref[k]) * ref[k];
+      }
+      return std::sqrt(d / n);
+    };
+    double worst_even = 0, worst_odd = 0, chunking = 0, odd_sum = 0, misaligned_sum = 0;
+    for (int b = 0; b < batch; ++b)
+      for (int c = 0; c < c1; ++c) {
+        const float* even = both.data() + (size_t(b) * size_t(c2) + size_t(2 * c)) * dim;
+        const float* odd = even + dim;
+        const float* ref_even = one.data() + (size_t(b) * size_t(c1) + size_t(c)) * dim;
+        const float* ref_odd = alone.data() + (size_t(b) * size_t(cs) + size_t(c)) * dim;
+        double de = 0;
+        for (size_t k = 0; k < dim; ++k) de = std::max(de, double(std::fabs(even[k] - ref_even[k])));
+        worst_even = std::max(worst_even, de);
+        if (c >= 2 && c < c1 - 2) {  // away from the edges
+          worst_odd = std::max(worst_odd, relative(odd, ref_odd));
+          odd_sum += relative(odd, ref_odd);
+          misaligned_sum += relative(even, ref_odd);  // half a column off
+          chunking = std::max(chunking, relative(ref_even + dim, next.data() + (size_t(b) * size_t(cn) + size_t(c)) * dim));
+        }
+      }
+    EXPECT_LE(worst_even, 1e-4);
+    EXPECT_GT(chunking, 0.0);
+    EXPECT_LE(worst_odd, chunking) << "an odd column differs from the shifted input's own by more than a column "
+                                            "differs between two chunkings";
+    EXPECT_LT(odd_sum, 0.6 * misaligned_sum) << "odd columns are not where a shifted pass puts its columns";
+    std::cout << net->info().backend << ": mean relative difference from the shifted pass " << odd_sum / misaligned_sum
+              << " of that of the column half a column earlier\n";
+    std::cout << net->info().backend << ": two phases, even columns within " << worst_even
+              << ", odd columns within " << worst_odd << " (relative) of a shifted pass; one column from two "
+              << "chunkings: " << chunking << "\n";
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(GoldenClips, Parity, ::testing::Values("music", "speech", "typing"));

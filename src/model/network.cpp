@@ -58,8 +58,15 @@ enum class Act { none, relu, hardswish };
 struct ConvBN {
   at::Tensor w, b;
   int64_t stride = 1, pad = 0, groups = 1;
+  // Along time (the input's last axis) only, when they differ from stride/pad: the network's
+  // tail run at twice the time rate (Network::column_features with two phases).
+  int64_t time_stride = -1, time_pad = -1, time_dilation = 1;
   Act act = Act::none;
   int index = 0;  // position among the network's convolutions (its XNNPACK context)
+
+  std::vector<int64_t> strides() const { return {stride, time_stride >= 0 ? time_stride : stride}; }
+  std::vector<int64_t> pads() const { return {pad, time_pad >= 0 ? time_pad : pad}; }
+  std::vector<int64_t> dilations() const { return {1, time_dilation}; }
 };
 
 // One XNNPACK context per convolution: the packed weights and the kernel's setup for its last
@@ -67,6 +74,7 @@ struct ConvBN {
 // takes a set of its own from a pool (packed on first use: a few ms once per thread).
 struct XnnSet {
   std::vector<c10::IValue> conv;
+  std::vector<c10::IValue> fine;  // the tail's depthwise convolutions at twice the time rate
 };
 
 // XNNPACK (LibTorch's prepacked NHWC kernels, made for MobileNet-style networks): the weights
@@ -78,9 +86,9 @@ c10::IValue xnn_prepack(const ConvBN& c) {
   std::vector<c10::IValue> stack;
   stack.emplace_back(c.w.contiguous());
   stack.emplace_back(c.b);
-  stack.emplace_back(std::vector<int64_t>{c.stride, c.stride});
-  stack.emplace_back(std::vector<int64_t>{c.pad, c.pad});
-  stack.emplace_back(std::vector<int64_t>{1, 1});
+  stack.emplace_back(c.strides());
+  stack.emplace_back(c.pads());
+  stack.emplace_back(c.dilations());
   stack.emplace_back(c.groups);
   stack.emplace_back(c.act == Act::relu ? c10::IValue(c10::Scalar(0.0)) : c10::IValue());  // output_min
   stack.emplace_back(c10::IValue());                                                          // output_max
@@ -196,7 +204,24 @@ at::Tensor xnn_run(const ConvBN& c, const c10::IValue& context, const at::Tensor
 // made a 10 s input take 34 ms instead of 6 ms here.
 at::Tensor run(const ConvBN& c, const at::Tensor& x, const XnnSet* xnn) {
   if (xnn) return xnn_run(c, xnn->conv[size_t(c.index)], x);
-  return activate(at::mkldnn_convolution(x, c.w, c.b, {c.pad, c.pad}, {c.stride, c.stride}, {1, 1}, c.groups), c.act);
+  return activate(at::mkldnn_convolution(x, c.w, c.b, c.pads(), c.strides(), c.dilations(), c.groups), c.act);
+}
+
+// Squeeze-excitation: channels scaled by a function of their mean over the map. With
+// `phases` = 2 the map's time columns alternate between two inputs half a column apart (even:
+// the input's own columns, odd: shifted), and each phase gets the scaling of its own mean, as
+// if it had been run alone.
+template <typename SE>
+void excite(at::Tensor& y, int phases, const SE& fc) {
+  if (phases == 1) {
+    y.mul_(fc(y.mean({2, 3})).unsqueeze(-1).unsqueeze(-1));
+    return;
+  }
+  const int64_t w = y.size(3);
+  for (int64_t p = 0; p < phases; ++p) {
+    at::Tensor part = y.slice(3, p, w, phases);
+    part.mul_(fc(part.mean({2, 3})).unsqueeze(-1).unsqueeze(-1));
+  }
 }
 
 std::map<std::string, at::Tensor> read_state_dict(const std::string& path) {
@@ -231,6 +256,12 @@ struct Network::Impl {
   std::vector<Block> blocks;
   ConvBN last;
   Linear hidden, out;
+  // Two time phases (column_features): the blocks from `fine_from` on (the last one that halves
+  // the time axis, and those after it) run their depthwise convolution as `fine_depthwise`:
+  // that block without its time stride, the later ones dilated by 2 along time, so that even
+  // columns are the input's own and odd columns those of the input shifted by half a column.
+  size_t fine_from = 0;
+  std::vector<ConvBN> fine_depthwise;
 
   template <typename Self, typename F>
   static void each_conv(Self& self, F&& f) {
@@ -249,6 +280,7 @@ struct Network::Impl {
   std::unique_ptr<XnnSet> pack_xnnpack() const {
     auto set = std::make_unique<XnnSet>();
     each_conv(*this, [&](const ConvBN& c) { set->conv.push_back(xnn_prepack(c)); });  // in index order
+    for (const ConvBN& c : fine_depthwise) set->fine.push_back(xnn_prepack(c));
     return set;
   }
   // A set of contexts for this call, handed back when the call is done (also on an exception).
@@ -306,6 +338,20 @@ struct Network::Impl {
       b.residual = s.stride == 1 && in == out_ch;
       blocks.push_back(std::move(b));
     }
+    fine_from = 0;
+    for (size_t i = 0; i < std::size(kBlocks); ++i)
+      if (kBlocks[i].stride == 2) fine_from = i;
+    fine_depthwise.clear();
+    for (size_t i = fine_from; i < blocks.size(); ++i) {
+      ConvBN c = blocks[i].depthwise;
+      if (i == fine_from) {
+        c.time_stride = 1;  // keep every stride-16 column: both phases
+      } else {
+        c.time_dilation = 2;  // neighbours of the same phase
+        c.time_pad = 2 * c.pad;
+      }
+      fine_depthwise.push_back(c);
+    }
     const int last_in = ad(kBlocks[std::size(kBlocks) - 1].out);
     last = L.conv_bn("features." + std::to_string(idx), last_in, 6 * last_in, 1, 1, 1, Act::hardswish);
     const int hidden_dim = ad(1280);
@@ -319,20 +365,27 @@ struct Network::Impl {
     return L.problems();
   }
 
-  at::Tensor features(at::Tensor x) const {
+  // phases 2: see fine_from.
+  at::Tensor features(at::Tensor x, int phases = 1) const {
     const XnnLease l = lease();
     const XnnSet* xnn = l.set.get();
     // With one input channel (and for depthwise weights) NCHW and NHWC strides coincide and
     // ATen picks NCHW; the stem's output has 8+ channels, so the layout sticks from there on.
     x = run(stem, x, xnn).contiguous(at::MemoryFormat::ChannelsLast);
-    for (const auto& b : blocks) {
+    for (size_t i = 0; i < blocks.size(); ++i) {
+      const auto& b = blocks[i];
+      const bool fine = phases == 2 && i >= fine_from;
       at::Tensor y = b.expand ? run(b.expand_conv, x, xnn) : x;
-      y = run(b.depthwise, y, xnn);
-      if (b.se) {
-        at::Tensor s = y.mean({2, 3});
-        s = at::sigmoid(at::linear(at::relu(at::linear(s, b.fc1.w, b.fc1.b)), b.fc2.w, b.fc2.b));
-        y.mul_(s.unsqueeze(-1).unsqueeze(-1));
+      if (fine) {
+        const size_t k = i - fine_from;
+        y = xnn ? xnn_run(fine_depthwise[k], xnn->fine[k], y) : run(fine_depthwise[k], y, nullptr);
+      } else {
+        y = run(b.depthwise, y, xnn);
       }
+      if (b.se)
+        excite(y, fine ? 2 : 1, [&](const at::Tensor& s) {
+          return at::sigmoid(at::linear(at::relu(at::linear(s, b.fc1.w, b.fc1.b)), b.fc2.w, b.fc2.b));
+        });
       y = run(b.project, y, xnn);
       x = b.residual ? y.add_(x) : y;
     }
@@ -420,10 +473,11 @@ void Network::clip(const float* mel, int batch, int frames, float* logits, float
 }
 
 void Network::column_features(const float* mel, int batch, int frames, std::vector<float>& features,
-                              int& columns) const {
+                              int& columns, int phases) const {
+  if (phases != 1 && phases != 2) throw Error("column_features: phases must be 1 or 2");
   c10::InferenceMode guard;
   const at::Tensor x = at::from_blob(const_cast<float*>(mel), {batch, 1, 128, frames}, at::kFloat);
-  const at::Tensor f = impl_->features(x).mean(2).transpose(1, 2).contiguous();  // batch, columns, channels
+  const at::Tensor f = impl_->features(x, phases).mean(2).transpose(1, 2).contiguous();  // batch, columns, channels
   columns = int(f.size(1));
   features.assign(f.data_ptr<float>(), f.data_ptr<float>() + f.numel());
 }

@@ -49,7 +49,13 @@ class Network {
   // and classifies these.)
   // Per input, columns x embedding_dim (frequency-averaged
   // last feature map), concatenated over the batch.
-  void column_features(const float* mel, int batch, int frames, std::vector<float>& features, int& columns) const;
+  // phases = 2: twice the columns, column 2c + 1 centred on mel frame 32*c + 16: the odd columns
+  // are those of the input shifted by half a column (a second pass), but the layers before the
+  // last stride along time run once for both. Even columns are the one-phase columns; odd
+  // columns differ from a shifted pass's only through the input's edges and the squeeze-
+  // excitation means of those shared layers (over the input instead of the shifted input).
+  void column_features(const float* mel, int batch, int frames, std::vector<float>& features, int& columns,
+                       int phases = 1) const;
   // The network's classifier on `n` feature vectors of embedding_dim: n x num_classes logits.
   void classify(const float* features, int n, float* logits) const;
 

@@ -121,18 +121,37 @@ void FrameScorer::run_chunks(const std::vector<long>& g0s, int core, int input_c
   const int frames = input_columns * int(kCol);
   const int context = (input_columns - core) / 2;
   const size_t inputs = g0s.size() * size_t(P);
-  std::vector<float> mel(size_t(frames) * kMels * inputs);
-  for (size_t b = 0; b < g0s.size(); ++b)
-    for (int p = 0; p < P; ++p)
-      gather(chunk_start(g0s[b], context) + pass_offsets_[size_t(p)], frames,
-             mel.data() + (b * size_t(P) + size_t(p)) * size_t(frames) * kMels);
+  const size_t dim = size_t(net_.info().embedding_dim);
   std::vector<float> feats;
   int cols = 0;
-  net_.column_features(mel.data(), int(inputs), frames, feats, cols);
+  if (P == 2 && cfg_.shared_passes) {
+    // One run per chunk gives both passes' columns interleaved (pass 0's input; odd columns
+    // half a column later); laid out below as if each pass had been run on its own.
+    std::vector<float> mel(size_t(frames) * kMels * g0s.size());
+    for (size_t b = 0; b < g0s.size(); ++b)
+      gather(chunk_start(g0s[b], context) + pass_offsets_[0], frames, mel.data() + b * size_t(frames) * kMels);
+    std::vector<float> both;
+    int both_cols = 0;
+    net_.column_features(mel.data(), int(g0s.size()), frames, both, both_cols, 2);
+    cols = both_cols / 2;
+    feats.resize(inputs * size_t(cols) * dim);
+    for (size_t b = 0; b < g0s.size(); ++b)
+      for (int p = 0; p < 2; ++p)
+        for (int c = 0; c < cols; ++c) {
+          const float* from = both.data() + (b * size_t(both_cols) + size_t(2 * c + p)) * dim;
+          std::copy(from, from + dim, feats.data() + ((b * 2 + size_t(p)) * size_t(cols) + size_t(c)) * dim);
+        }
+  } else {
+    std::vector<float> mel(size_t(frames) * kMels * inputs);
+    for (size_t b = 0; b < g0s.size(); ++b)
+      for (int p = 0; p < P; ++p)
+        gather(chunk_start(g0s[b], context) + pass_offsets_[size_t(p)], frames,
+               mel.data() + (b * size_t(P) + size_t(p)) * size_t(frames) * kMels);
+    net_.column_features(mel.data(), int(inputs), frames, feats, cols);
+  }
   // Average each kept column with its neighbours, but only with columns that lie inside the
   // file: a column of padding would pull the first and last cells towards "silence". Rows come
   // out in grid order: cell by cell, each cell's passes in turn.
-  const size_t dim = size_t(net_.info().embedding_dim);
   const int half = cfg_.pool_columns / 2;
   std::vector<float> pooled(inputs * size_t(core) * dim, 0.0f);
   std::vector<float> unscaled;     // the scaled rows' features before scaling
