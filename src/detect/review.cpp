@@ -33,8 +33,9 @@ std::vector<Run> runs_where(int n, Pred pred) {
 
 float best_score(const FrameScores& s, int frame) {
   float best = 0;
-  for (size_t c = 0; c < s.labels.size(); ++c) {
-    const float v = s.at(frame, int(c));
+  const size_t width = s.labels.size(), base = size_t(frame) * width;
+  for (size_t c = 0; c < width; ++c) {
+    const float v = s.values[base + c];
     if (std::isfinite(v)) best = std::max(best, v);
   }
   return best;
