@@ -143,7 +143,8 @@ constexpr const char* kPipeline[][2] = {
     {"features", "128-band log-mel spectrogram, 10 ms hop, as the network was trained on"},
     {"model",
      "EfficientAT MobileNetV3 (AudioSet-pretrained, LibTorch) scores every class on short chunks, in two passes "
-     "shifted by half a column, giving a score every 0.16 s"},
+     "shifted by half a column (one network run: the layers before its last time stride serve both), giving a "
+     "score every 0.16 s"},
     {"detect",
      "per-class median filtering, hysteresis thresholds, gap merging and minimum duration turn scores into events; "
      "each event's onset and offset are then placed at 10 ms where its sound rises out of and sinks back into the "
