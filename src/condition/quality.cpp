@@ -1,10 +1,10 @@
 #include "condition/quality.hpp"
 
 #include <algorithm>
-#include <mutex>
-#include <map>
 #include <cmath>
 #include <deque>
+#include <map>
+#include <mutex>
 #include <numeric>
 
 #include <fmt/format.h>
@@ -513,14 +513,15 @@ struct QualityAnalyzer::Impl {
     }
   }
 
-  // One windowed segment of `len` samples (len < FFT size only for a short input at the end;
-  // it is then zero-padded with a window of its own length).
+  // Sum of the squared window's first `len` values.
   static double window_power(const std::vector<float>& win, size_t len) {
     double wpow = 0;
     for (size_t k = 0; k < len; ++k) wpow += double(win[k]) * win[k];
     return wpow;
   }
 
+  // One windowed segment of `len` samples (len < FFT size only for a short input at the end;
+  // it is then zero-padded with a window of its own length).
   void hum_segment(size_t len) {
     const size_t hn = hum_fft->size();
     const std::vector<float> w = len == hn ? std::vector<float>{} : periodic_hann(len);

@@ -123,32 +123,24 @@ void FrameScorer::run_chunks(const std::vector<long>& g0s, int core, int input_c
   const size_t inputs = g0s.size() * size_t(P);
   const size_t dim = size_t(net_.info().embedding_dim);
   std::vector<float> feats;
-  int cols = 0;
-  if (P == 2 && cfg_.shared_passes) {
-    // One run per chunk gives both passes' columns interleaved (pass 0's input; odd columns
-    // half a column later); laid out below as if each pass had been run on its own.
-    std::vector<float> mel(size_t(frames) * kMels * g0s.size());
-    for (size_t b = 0; b < g0s.size(); ++b)
-      gather(chunk_start(g0s[b], context) + pass_offsets_[0], frames, mel.data() + b * size_t(frames) * kMels);
-    std::vector<float> both;
-    int both_cols = 0;
-    net_.column_features(mel.data(), int(g0s.size()), frames, both, both_cols, 2);
-    cols = both_cols / 2;
-    feats.resize(inputs * size_t(cols) * dim);
-    for (size_t b = 0; b < g0s.size(); ++b)
-      for (int p = 0; p < 2; ++p)
-        for (int c = 0; c < cols; ++c) {
-          const float* from = both.data() + (b * size_t(both_cols) + size_t(2 * c + p)) * dim;
-          std::copy(from, from + dim, feats.data() + ((b * 2 + size_t(p)) * size_t(cols) + size_t(c)) * dim);
-        }
-  } else {
-    std::vector<float> mel(size_t(frames) * kMels * inputs);
-    for (size_t b = 0; b < g0s.size(); ++b)
-      for (int p = 0; p < P; ++p)
-        gather(chunk_start(g0s[b], context) + pass_offsets_[size_t(p)], frames,
-               mel.data() + (b * size_t(P) + size_t(p)) * size_t(frames) * kMels);
-    net_.column_features(mel.data(), int(inputs), frames, feats, cols);
-  }
+  int cols = 0;  // per pass
+  // One run per chunk gives both passes' columns interleaved (pass 0's input; odd columns half
+  // a column later); otherwise each pass is an input of its own.
+  const bool interleaved = P == 2 && cfg_.shared_passes;
+  const int runs_per_chunk = interleaved ? 1 : P;
+  const size_t runs = g0s.size() * size_t(runs_per_chunk);
+  std::vector<float> mel(size_t(frames) * kMels * runs);
+  for (size_t b = 0; b < g0s.size(); ++b)
+    for (int p = 0; p < runs_per_chunk; ++p)
+      gather(chunk_start(g0s[b], context) + pass_offsets_[size_t(p)], frames,
+             mel.data() + (b * size_t(runs_per_chunk) + size_t(p)) * size_t(frames) * kMels);
+  net_.column_features(mel.data(), int(runs), frames, feats, cols, interleaved ? 2 : 1);
+  if (interleaved) cols /= 2;
+  // Chunk b's pass p, column k.
+  auto column = [&](size_t b, int p, int k) {
+    const size_t at = interleaved ? size_t(2 * k + p) : size_t(p) * size_t(cols) + size_t(k);
+    return feats.data() + (b * size_t(P) * size_t(cols) + at) * dim;
+  };
   // Average each kept column with its neighbours, but only with columns that lie inside the
   // file: a column of padding would pull the first and last cells towards "silence". Rows come
   // out in grid order: cell by cell, each cell's passes in turn.
@@ -160,14 +152,13 @@ void FrameScorer::run_chunks(const std::vector<long>& g0s, int core, int input_c
     const long first_grid = g0s[b] - context;  // grid cell of column 0
     for (int c = 0; c < core; ++c) {
       for (int p = 0; p < P; ++p) {
-        const size_t input = b * size_t(P) + size_t(p);
         float* out = pooled.data() + ((b * size_t(core) + size_t(c)) * size_t(P) + size_t(p)) * dim;
         int used = 0;
         for (int k = context + c - half; k <= context + c + half; ++k) {
           const long g = first_grid + k;
           const bool inside = k >= 0 && k < cols && g >= 0 && (grid_total_ < 0 || g < grid_total_);
           if (!inside && k != context + c) continue;
-          const float* f = feats.data() + (input * size_t(cols) + size_t(k)) * dim;
+          const float* f = column(b, p, k);
           for (size_t d = 0; d < dim; ++d) out[d] += f[d];
           ++used;
         }
