@@ -191,6 +191,16 @@ void log_callback(void* avcl, int level, const char* fmt, va_list vl) {
 // allocation fails and the file is refused (as a corrupt header; ENOMEM gets its own message).
 constexpr size_t kMaxFfmpegBlock = size_t(64) << 20;
 
+// The demuxers earmark lets FFmpeg use: the audio containers people record and share in, and
+// the raw streams of common audio codecs. FFmpeg carries some 300 demuxers, most for rare or
+// legacy formats whose code sees little use; probing could pick any of them for a crafted
+// file (a 15-byte file named .vqe reached the VQF demuxer, which leaked memory), so the rest
+// are refused, with a message naming what FFmpeg took the file for. Names as FFmpeg lists
+// them (`ffmpeg -demuxers`); "mov" covers mp4/m4a/3gp, "matroska" covers webm, "mp3" also
+// reads MPEG layer 1/2, "ogg" carries Vorbis, Opus, FLAC and Speex.
+constexpr const char* kDemuxers =
+    "wav,w64,flac,ogg,mp3,mov,matroska,webm,aiff,caf,asf,au,aac,wv,ac3,eac3,amr,ape,tta";
+
 void install_log_callback() {
   static std::once_flag once;
   std::call_once(once, [] {
@@ -420,6 +430,7 @@ struct AudioReader::Impl final : LogSink {
     // crafted playlist-like file cannot make FFmpeg open network URLs.
     AVDictionary* opts = nullptr;
     av_dict_set(&opts, "protocol_whitelist", "file", 0);
+    av_dict_set(&opts, "format_whitelist", kDemuxers, 0);
     AVFormatContext* raw = nullptr;
     const std::string url = "file:" + path;
     // Probing runs every demuxer's detector over the file's first kilobytes (~6 ms for a WAV,
@@ -446,6 +457,10 @@ struct AudioReader::Impl final : LogSink {
     av_dict_free(&opts);
     if (r < 0) {
       if (r == AVERROR(EACCES)) fail("permission denied; check the file's permissions");
+      if (const std::string other = refused_demuxer(); !other.empty())
+        fail("FFmpeg takes it for '" + other +
+             "', a format earmark does not read (it reads wav, flac, ogg/opus, mp3, m4a/mp4/aac, webm/mka, aiff, "
+             "caf, wma, au, wavpack, ac3, amr, ape, tta); convert it to wav or flac");
       if (r == AVERROR_EOF) fail("the file ends inside its header; it is truncated, copy or export it again");
       if (r == AVERROR(ENOMEM))
         fail("its header asks for more than " + std::to_string(kMaxFfmpegBlock >> 20) +
@@ -531,6 +546,16 @@ struct AudioReader::Impl final : LogSink {
 
   // FFmpeg's own first complaint (e.g. "moov atom not found") explains a failure better than
   // its error code; strip our "<path>: " prefix since the error names the path already.
+  // The demuxer that probing chose when format_whitelist refused it ("" otherwise). FFmpeg
+  // prefixes its message with the chosen demuxer's name: "vqf: Format not on whitelist ...".
+  std::string refused_demuxer() const {
+    static constexpr std::string_view kMark = ": Format not on whitelist";
+    for (const std::string& w : warnings) {
+      const std::string_view msg = std::string_view(w).substr(std::min(w.size(), path.size() + 2));
+      if (const size_t at = msg.find(kMark); at != std::string_view::npos && at > 0) return std::string(msg.substr(0, at));
+    }
+    return "";
+  }
   std::string first_cause_or(const std::string& fallback) const {
     return warnings.empty() ? fallback : warnings.front().substr(path.size() + 2);
   }
