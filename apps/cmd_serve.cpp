@@ -7,7 +7,7 @@
 
 #include "commands.hpp"
 #include "earmark/earmark.hpp"
-#include "serve/server.hpp"
+#include "earmark/serve.hpp"
 
 namespace earmark::cli {
 

@@ -8,7 +8,7 @@
 
 #include "commands.hpp"
 #include "earmark/earmark.hpp"
-#include "synth/soundscape.hpp"
+#include "earmark/synth.hpp"
 
 namespace earmark::cli {
 
@@ -35,7 +35,7 @@ void add_synth_command(CLI::App& app) {
   auto a = std::make_shared<SynthArgs>();
   auto* cmd = app.add_subcommand("synth", "build soundscapes with known events (WAV + DCASE TSV + JSON manifest)");
   cmd->footer(
-      "Options override the spec file's keys (see src/synth/soundscape.hpp for the level model).\n"
+      "Options override the spec file's keys (see include/earmark/synth.hpp for the level model).\n"
       "The sounds folder defaults to $EARMARK_SOUNDS, then $EARMARK_SHARED/sounds.");
   cmd->add_option("--spec", a->spec_path, "YAML/JSON spec file")->check(CLI::ExistingFile);
   cmd->add_option("-o,--out", a->out_dir, "output folder")->required();
@@ -76,7 +76,7 @@ void add_synth_command(CLI::App& app) {
     if (given(o_count)) s.count = a->count;
     if (given(o_name)) s.name = a->name;
     if (given(o_dur)) s.duration_s = a->duration;
-    if (given(o_fmt)) s.format = util::parse_wav_format(a->format);
+    if (given(o_fmt)) s.format = parse_wav_format(a->format);
     if (given(o_peak)) s.peak_dbfs = a->peak_dbfs;
     if (given(o_annotation)) s.annotation = a->annotation;
     if (given(o_gap)) s.events.mean_gap_s = a->mean_gap;

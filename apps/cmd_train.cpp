@@ -8,7 +8,7 @@
 
 #include "commands.hpp"
 #include "earmark/earmark.hpp"
-#include "model/train.hpp"
+#include "earmark/train.hpp"
 
 namespace earmark::cli {
 

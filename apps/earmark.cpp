@@ -5,14 +5,14 @@
 #include "commands.hpp"
 #include "earmark/config.hpp"
 #include "earmark/earmark.hpp"
-#include "util/memory.hpp"
+#include "earmark/process.hpp"
 
 namespace earmark::cli {
 int exit_code = 0;
 }
 
 int main(int argc, char** argv) {
-  earmark::util::keep_freed_memory();
+  earmark::keep_freed_memory();
   CLI::App app{"earmark: find sound events in recordings"};
   app.require_subcommand(1);
   earmark::cli::add_detect_command(app);

@@ -15,10 +15,10 @@
 #include <nlohmann/json.hpp>
 
 #include "earmark/earmark.hpp"
-#include "util/memory.hpp"
+#include "earmark/process.hpp"
 
 int main(int argc, char** argv) {
-  earmark::util::keep_freed_memory();
+  earmark::keep_freed_memory();
   earmark::Config cfg;
   int repeat = 1;
   std::vector<std::string> files;

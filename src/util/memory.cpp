@@ -1,12 +1,14 @@
-#include "util/memory.hpp"
-
 #include <malloc.h>
 
-namespace earmark::util {
+#include "earmark/process.hpp"
 
+namespace earmark {
+
+// Blocks up to 64 MB come from the heap (not mmap, whose pages are returned on free), and the
+// heap's top is returned to the kernel only beyond 256 MB free.
 void keep_freed_memory() {
   mallopt(M_MMAP_THRESHOLD, 64 << 20);
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
 }
 
-}  // namespace earmark::util
+}  // namespace earmark

@@ -88,6 +88,10 @@ void write_wav(const std::string& path, std::span<const float> interleaved, int 
   if (!f) throw Error(path + ": write failed (disk full?)");
 }
 
+}  // namespace earmark::util
+
+namespace earmark {
+
 WavFormat parse_wav_format(const std::string& name) {
   if (name == "s16") return WavFormat::pcm16;
   if (name == "f32") return WavFormat::float32;
@@ -96,4 +100,4 @@ WavFormat parse_wav_format(const std::string& name) {
 
 const char* wav_format_name(WavFormat f) { return f == WavFormat::float32 ? "f32" : "s16"; }
 
-}  // namespace earmark::util
+}  // namespace earmark

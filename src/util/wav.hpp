@@ -5,9 +5,11 @@
 #include <span>
 #include <string>
 
+#include "earmark/synth.hpp"
+
 namespace earmark::util {
 
-enum class WavFormat { pcm16, float32 };
+using WavFormat = earmark::WavFormat;
 
 // Writes `interleaved` (channels samples per frame) to `path`. pcm16 rounds x * 32767 and
 // clamps to [-32767, 32767]; float32 stores the values unchanged (IEEE float, format tag 3,
@@ -16,8 +18,7 @@ enum class WavFormat { pcm16, float32 };
 void write_wav(const std::string& path, std::span<const float> interleaved, int rate, int channels = 1,
                WavFormat format = WavFormat::pcm16);
 
-// "s16" / "f32" <-> WavFormat; parse throws earmark::Error naming the value.
-WavFormat parse_wav_format(const std::string& name);
-const char* wav_format_name(WavFormat f);
+using earmark::parse_wav_format;  // declared in earmark/synth.hpp
+using earmark::wav_format_name;
 
 }  // namespace earmark::util
