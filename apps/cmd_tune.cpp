@@ -1,290 +1,93 @@
 // earmark tune: per-class thresholds and median filter lengths fitted on labelled audio,
-// written as a configuration that `earmark detect --config` takes (see src/eval/tune.hpp).
+// written as a configuration that `earmark detect --config` takes (the work is earmark::tune,
+// include/earmark/tune.hpp).
 #include <unistd.h>
 
-#include <cctype>
-#include <cmath>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <iostream>
-#include <map>
 #include <memory>
-#include <set>
-
-#include <fmt/format.h>
 
 #include "commands.hpp"
-#include "detect/events.hpp"
 #include "earmark/earmark.hpp"
-#include "eval/label_map.hpp"
-#include "eval/metrics.hpp"
-#include "eval/tsv.hpp"
-#include "eval/tune.hpp"
-#include "model/labels.hpp"
-#include "model/registry.hpp"
+#include "earmark/tune.hpp"
 
 namespace earmark::cli {
 
-std::vector<std::string> expand_inputs(const std::vector<std::string>& paths, std::vector<FileResult>& failures);
-
 namespace {
 
-namespace fs = std::filesystem;
-namespace ev = earmark::eval;
-
-struct TuneOptions {
-  std::vector<std::string> inputs;
-  std::string ref, map, config_file, out = "tuned.yaml", model, models_dir;
-  double holdout = 0.3, off_ratio = 0.5, collar = 0.2, offset_ratio = 0.2;
-  uint64_t seed = 1;
-  int threads = -1, min_events = 5;
-  std::vector<double> thresholds;
-  std::vector<int> medians;
+struct TuneArgs {
+  TuneOptions tune;
+  std::string config_file, model, models_dir;
+  int threads = -1;
   bool quiet = false;
 };
-
-std::string num(double v) { return std::isnan(v) ? std::string("-") : fmt::format("{:.3f}", v); }
-
-// The reference's name for an audio path: the same path, else the same file name, else the
-// same stem (references often list bare file names, or another extension).
-std::string ref_name(const ev::EventTable& ref, const std::string& path) {
-  if (ref.has(path)) return path;
-  const std::string base = fs::path(path).filename().string();
-  if (ref.has(base)) return base;
-  const std::string stem = ev::audio_stem(path);
-  for (const auto& f : ref.files())
-    if (ev::audio_stem(f) == stem) return f;
-  return "";
-}
-
-struct Scores {
-  ev::SedResult eb, sb;
-};
-
-Scores evaluate(const std::vector<ev::TuneFile>& files, const ev::EventTable& ref, const EventsConfig& events,
-                const ev::EventBasedConfig& ecfg, const std::vector<std::string>& classes) {
-  const auto est = ev::detect_all(files, events);
-  const auto r = ev::restrict_files(ref, files);
-  ev::Durations d;
-  for (const auto& f : files) d[f.name] = f.duration_s;
-  return {ev::event_based(r, est, ecfg, classes), ev::segment_based(r, est, d, {}, classes)};
-}
-
-void run_tune(const TuneOptions& o) {
-  ev::TuneConfig tcfg;
-  if (!o.thresholds.empty()) tcfg.thresholds = o.thresholds;
-  if (!o.medians.empty()) tcfg.median_frames = o.medians;
-  tcfg.off_ratio = o.off_ratio;
-  tcfg.min_events = o.min_events;
-  tcfg.event_config.t_collar = o.collar;
-  tcfg.event_config.percentage_of_length = o.offset_ratio;
-  tcfg.validate();
-  if (!(o.holdout >= 0 && o.holdout < 1)) throw Error("tune: --holdout must be at least 0 and below 1");
-
-  Config cfg = o.config_file.empty() ? Config{} : Config::from_file(o.config_file);
-  if (!o.model.empty()) cfg.model.name = o.model;
-  if (!o.models_dir.empty()) cfg.model.models_dir = o.models_dir;
-  if (o.threads >= 0) cfg.model.threads = o.threads;
-  const ev::EventTable ref = ev::read_events_tsv(o.ref);
-  ref.check(o.ref);
-
-  // With a map the detector reports the dataset's classes itself: each class is a group of
-  // its AudioSet labels and only the classes are allowed. Without one the reference's labels
-  // must be AudioSet labels (or groups of the base configuration), and only they are reported.
-  if (!o.map.empty()) {
-    const auto map = ev::LabelMap::load(o.map);
-    cfg.events.groups.clear();
-    cfg.events.allow.clear();
-    for (const auto& c : map.classes()) {
-      cfg.events.groups[c] = map.audioset_labels(c);
-      cfg.events.allow.push_back(c);
-    }
-  } else if (cfg.events.allow.empty()) {
-    // Only names the model (or a base group) knows, so that a dataset label fails softly below.
-    auto lower = [](std::string s) {
-      for (auto& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-      return s;
-    };
-    std::set<std::string> known;
-    for (const auto& l : model::read_labels(model::resolve_model(cfg.model).labels)) known.insert(lower(l.name));
-    for (const auto& [g, members] : cfg.events.groups) known.insert(lower(g));
-    for (const auto& l : ref.labels())
-      if (known.count(lower(l))) cfg.events.allow.push_back(l);
-    if (cfg.events.allow.empty())
-      throw Error(o.ref + ": none of its labels is an AudioSet label of the model (e.g. '" +
-                  (ref.labels().empty() ? std::string() : ref.labels()[0]) +
-                  "'); give --map to map the dataset's classes to AudioSet labels");
-  }
-  std::vector<std::string> unknown_ref;
-  {
-    std::set<std::string> reported;
-    for (const auto& a : cfg.events.allow) reported.insert(a);
-    for (const auto& l : ref.labels())
-      if (!reported.count(l)) unknown_ref.push_back(l);
-  }
-
-  const Detector det(cfg);  // checks every label name of the configuration
-  std::vector<FileResult> failures;
-  const auto paths = expand_inputs(o.inputs, failures);
-  for (const auto& f : failures) std::cerr << "earmark tune: " << f.error << "\n";
-  std::vector<ev::TuneFile> files;
-  size_t unlisted = 0;
-  const bool tty = !o.quiet && isatty(fileno(stderr));
-  for (size_t i = 0; i < paths.size(); ++i) {
-    if (tty) std::fprintf(stderr, "\rearmark tune: scoring %zu/%zu ", i + 1, paths.size());
-    FileResult r = det.detect_file(paths[i]);
-    if (!r.ok()) {
-      std::cerr << (tty ? "\n" : "") << "earmark tune: " << r.error << " (left out)\n";
-      continue;
-    }
-    std::string name = ref_name(ref, paths[i]);
-    if (name.empty()) ++unlisted, name = fs::path(paths[i]).filename().string();
-    files.push_back({name, std::move(r.scores), r.info.duration_s});
-  }
-  if (tty) std::fprintf(stderr, "\n");
-  if (files.empty()) throw Error("tune: no audio file could be scored; check the paths");
-  if (unlisted == files.size())
-    throw Error(o.ref + ": lists none of the audio files (matched by path, file name or stem); give the reference "
-                        "of these files");
-  if (unlisted)
-    std::cerr << fmt::format("earmark tune: {} of {} files are not in {}; they count as files without events\n",
-                             unlisted, files.size(), o.ref);
-  if (!unknown_ref.empty())
-    std::cerr << fmt::format("earmark tune: {} reference class(es) cannot be reported with this configuration "
-                             "(e.g. '{}'); {}\n",
-                             unknown_ref.size(), unknown_ref[0],
-                             o.map.empty() ? "give --map to map dataset classes to AudioSet labels"
-                                           : "add them to the map");
-
-  const auto split = ev::split_files(files.size(), o.holdout, o.seed);
-  std::vector<ev::TuneFile> tune_set, held;
-  for (size_t i : split.tune) tune_set.push_back(files[i]);
-  for (size_t i : split.holdout) held.push_back(files[i]);
-  const auto result = ev::tune_events(tune_set, ref, cfg.events, tcfg);
-
-  Config out = cfg;
-  out.events = result.events;
-  out.validate();
-  {
-    std::ofstream f(o.out, std::ios::binary | std::ios::trunc);
-    if (f) {
-      f << "# earmark tune: " << files.size() << " files (" << tune_set.size() << " tuned on, " << held.size()
-        << " held out, seed " << o.seed << "), reference " << o.ref << (o.map.empty() ? "" : ", map " + o.map)
-        << "\n";
-      f << out.to_yaml() << "\n";
-    }
-    if (!f) throw Error(o.out + ": cannot write the tuned configuration; check the folder exists and is writable");
-  }
-
-  // Report.
-  const auto classes = det.config().events.allow;
-  std::cout << fmt::format("earmark tune: {} files: {} to tune on, {} held out (--holdout {}, --seed {})\n\n",
-                           files.size(), tune_set.size(), held.size(), o.holdout, o.seed);
-  size_t w = 12;
-  for (const auto& c : result.classes) w = std::max(w, c.label.size() + 1);
-  std::cout << fmt::format("{:<{}}{:>6}{:>7}{:>7}{:>8}{:>9}{:>9}  {}\n", "class", w, "Nref", "on", "off", "median",
-                           "F1 base", "F1 tuned", "(tune split)");
-  long tune_events = 0;
-  for (const auto& c : result.classes) {
-    tune_events += c.n_ref;
-    if (c.tuned)
-      std::cout << fmt::format("{:<{}}{:>6}{:>7.2f}{:>7.3f}{:>7.2f}s{:>9}{:>9}\n", c.label, w, c.n_ref, c.setting.on,
-                               c.setting.off, c.setting.median_s, num(c.f1_base), num(c.f1_tuned));
-    else
-      std::cout << fmt::format("{:<{}}{:>6}{:>7}{:>7}{:>8}{:>9}{:>9}  base kept: {}\n", c.label, w, c.n_ref, "-", "-",
-                               "-", num(c.f1_base), num(c.f1_tuned), c.note);
-  }
-  std::cout << "\n";
-
-  const bool has_held = !held.empty();
-  const auto& eval_set = has_held ? held : tune_set;
-  const auto before = evaluate(eval_set, ref, cfg.events, tcfg.event_config, classes);
-  const auto after = evaluate(eval_set, ref, result.events, tcfg.event_config, classes);
-  long eval_refs = before.eb.micro.n_ref;
-  std::cout << (has_held ? fmt::format("Held-out split ({} files, {} reference events):\n", held.size(), eval_refs)
-                         : fmt::format("No held-out files (--holdout 0): figures on the tune split itself ({} files, "
-                                       "{} reference events), which flatters the tuned setting:\n",
-                                       tune_set.size(), eval_refs));
-  std::cout << fmt::format("  {:<28}{:>9}{:>9}\n", "", "base", "tuned");
-  std::cout << fmt::format("  {:<28}{:>9}{:>9}\n", "event-based F1 (macro)", num(before.eb.macro.f1),
-                           num(after.eb.macro.f1));
-  std::cout << fmt::format("  {:<28}{:>9}{:>9}\n", "event-based F1 (micro)", num(before.eb.micro.f1),
-                           num(after.eb.micro.f1));
-  std::cout << fmt::format("  {:<28}{:>9}{:>9}\n", "segment-based F1 (micro)", num(before.sb.micro.f1),
-                           num(after.sb.micro.f1));
-  std::cout << fmt::format("  {:<28}{:>9}{:>9}\n", "segment-based F1 (macro)", num(before.sb.macro.f1),
-                           num(after.sb.macro.f1));
-
-  size_t tuned = 0;
-  for (const auto& c : result.classes) tuned += c.tuned ? 1 : 0;
-  auto better = [](double a, double b) { return (std::isnan(b) ? 0 : b) > (std::isnan(a) ? 0 : a) + 1e-9; };
-  std::cout << "\n";
-  if (tuned == 0)
-    std::cout << "Tuning did not help: no class got a better setting than the base on the tune split"
-              << (tune_events == 0 ? " (the tune split has no reference events)" : "") << "; " << o.out
-              << " equals the base configuration.\n";
-  else if (eval_refs == 0)
-    std::cout << "Tuning cannot be judged: the held-out split has no reference events; use more files or a larger "
-                 "--holdout.\n";
-  else if (!better(before.eb.macro.f1, after.eb.macro.f1) && !better(before.eb.micro.f1, after.eb.micro.f1))
-    std::cout << fmt::format("Tuning did not help on held-out files (event-based F1 not higher){}.\n",
-                             tune_events < 10 * long(std::max<size_t>(tuned, 1))
-                                 ? fmt::format("; with only {} reference events in the tune split the settings "
-                                               "mostly fit chance, label more events",
-                                               tune_events)
-                                 : std::string());
-  else if (tune_events < 10 * long(tuned))
-    std::cout << fmt::format("Few reference events to tune on ({} for {} tuned classes): expect the held-out gain to "
-                             "vary with the split (--seed).\n",
-                             tune_events, tuned);
-  std::cout << fmt::format("Tuned {} of {} classes; configuration written to {} (use: earmark detect --config {})\n",
-                           tuned, result.classes.size(), o.out, o.out);
-}
 
 }  // namespace
 
 void add_tune_command(CLI::App& app) {
-  auto o = std::make_shared<TuneOptions>();
+  auto o = std::make_shared<TuneArgs>();
   auto* cmd = app.add_subcommand("tune", "fit per-class thresholds and median filters on labelled audio; writes a "
                                          "config for detect --config");
-  cmd->add_option("paths", o->inputs, "audio files or folders (searched recursively)")->required();
-  cmd->add_option("--ref", o->ref, "reference events, DCASE TSV: filename, onset, offset, event_label")
+  cmd->add_option("paths", o->tune.inputs, "audio files or folders (searched recursively)")->required();
+  cmd->add_option("--ref", o->tune.ref, "reference events, DCASE TSV: filename, onset, offset, event_label")
       ->required()
       ->check(CLI::ExistingFile);
-  cmd->add_option("--map", o->map, "dataset class -> AudioSet labels (as for eval); without it the reference "
+  cmd->add_option("--map", o->tune.map, "dataset class -> AudioSet labels (as for eval); without it the reference "
                                    "labels must be AudioSet labels")
       ->check(CLI::ExistingFile);
   cmd->add_option("-c,--config", o->config_file, "base configuration (YAML or JSON)")->check(CLI::ExistingFile);
-  cmd->add_option("-o,--out", o->out, "where to write the tuned configuration")->capture_default_str();
-  cmd->add_option("--holdout", o->holdout, "share of the files held out for the before/after check")
+  cmd->add_option("-o,--out", o->tune.out, "where to write the tuned configuration")->capture_default_str();
+  cmd->add_option("--holdout", o->tune.holdout, "share of the files held out for the before/after check")
       ->check(number_in(0, 0.9, "must be a share between 0 and 0.9"))
       ->capture_default_str();
-  cmd->add_option("--seed", o->seed, "seed of the tune/held-out split")->capture_default_str();
-  cmd->add_option("--thresholds", o->thresholds, "on-thresholds to try (default 0.05,0.10,...,0.90)")
+  cmd->add_option("--seed", o->tune.seed, "seed of the tune/held-out split")->capture_default_str();
+  cmd->add_option("--thresholds", o->tune.thresholds, "on-thresholds to try (default 0.05,0.10,...,0.90)")
       ->check(number_in(0, 1, "must be scores between 0 and 1"))
       ->delimiter(',');
-  cmd->add_option("--off-ratio", o->off_ratio, "off-threshold = on x this")
+  cmd->add_option("--off-ratio", o->tune.off_ratio, "off-threshold = on x this")
       ->check(number_in(0, 1, "must be between 0 and 1"))
       ->capture_default_str();
-  cmd->add_option("--medians", o->medians, "median filter lengths to try, in frames (odd; default 1,3,5,7)")
+  cmd->add_option("--medians", o->tune.medians, "median filter lengths to try, in frames (odd; default 1,3,5,7)")
       ->check(number_in(1, 1001, "must be odd frame counts between 1 and 1001"))
       ->delimiter(',');
-  cmd->add_option("--min-events", o->min_events,
+  cmd->add_option("--min-events", o->tune.min_events,
                   "classes with fewer reference events in the tune split keep the base setting")
       ->check(number_in(0, 1e9, "must be a count, 0 or more"))
       ->capture_default_str();
-  cmd->add_option("--collar", o->collar, "event-based onset collar, seconds (as eval)")
+  cmd->add_option("--collar", o->tune.collar, "event-based onset collar, seconds (as eval)")
       ->check(number_in(0, 3600, "must be between 0 and 3600 seconds"))
       ->capture_default_str();
-  cmd->add_option("--offset-ratio", o->offset_ratio, "event-based offset collar: max(collar, this x length)")
+  cmd->add_option("--offset-ratio", o->tune.offset_ratio, "event-based offset collar: max(collar, this x length)")
       ->check(number_in(0, 10, "must be between 0 and 10"))
       ->capture_default_str();
   cmd->add_option("-m,--model", o->model, "model name or checkpoint path");
   cmd->add_option("--models-dir", o->models_dir, "folder with the checkpoints (default: $EARMARK_MODELS)");
   cmd->add_option("-t,--threads", o->threads, "network threads (0: all cores)")->check(config_number("model.threads"));
   cmd->add_flag("-q,--quiet", o->quiet, "no progress");
-  cmd->callback([o] { run_tune(*o); });
+  cmd->callback([o] {
+    TuneOptions& t = o->tune;
+    t.config = o->config_file.empty() ? Config{} : Config::from_file(o->config_file);
+    if (!o->model.empty()) t.config.model.name = o->model;
+    if (!o->models_dir.empty()) t.config.model.models_dir = o->models_dir;
+    if (o->threads >= 0) t.config.model.threads = o->threads;
+    // A message ends the progress line first, so that it gets a line of its own.
+    auto mid_line = std::make_shared<bool>(false);
+    t.log = [mid_line](const std::string& s) {
+      std::cerr << (*mid_line ? "\n" : "") << "earmark tune: " << s << "\n";
+      *mid_line = false;
+    };
+    if (!o->quiet && isatty(fileno(stderr)))
+      t.progress = [mid_line](size_t done, size_t total) {
+        if (done < total) {
+          std::fprintf(stderr, "\rearmark tune: scoring %zu/%zu ", done + 1, total);
+          *mid_line = true;
+        } else if (*mid_line) {
+          std::fprintf(stderr, "\n");
+          *mid_line = false;
+        }
+      };
+    std::cout << tune(t).text;
+  });
 }
 
 }  // namespace earmark::cli

@@ -454,12 +454,12 @@ TEST(DecodeErrors, MissingDirectoryEmpty) {
 }
 
 // FFmpeg reads some 300 formats; earmark lets it use the common audio ones only, so a crafted
-// file cannot reach a rare demuxer's code (15 bytes named .vqe made FFmpeg's VQF demuxer leak,
+// file cannot reach a rare demuxer's code (13 bytes named .vqe made FFmpeg's VQF demuxer leak,
 // found by fuzz_upload). The message names what FFmpeg took the file for.
 TEST(DecodeErrors, RareFormatRefused) {
   TempDir tmp;
   const auto vqe = tmp / "a.vqe";
-  write_bytes(vqe, std::string("RIFF\xea\x0cNF\xf8\0UUU", 15));
+  write_bytes(vqe, std::string("RIFF\xea\x0cNF\xf8\0UUU", 13));
   expect_error([&] { decode_file(vqe.string()); }, vqe, "'vqf', a format earmark does not read");
 }
 

@@ -194,7 +194,7 @@ constexpr size_t kMaxFfmpegBlock = size_t(64) << 20;
 // The demuxers earmark lets FFmpeg use: the audio containers people record and share in, and
 // the raw streams of common audio codecs. FFmpeg carries some 300 demuxers, most for rare or
 // legacy formats whose code sees little use; probing could pick any of them for a crafted
-// file (a 15-byte file named .vqe reached the VQF demuxer, which leaked memory), so the rest
+// file (a 13-byte file named .vqe reached the VQF demuxer, which leaked memory), so the rest
 // are refused, with a message naming what FFmpeg took the file for. Names as FFmpeg lists
 // them (`ffmpeg -demuxers`); "mov" covers mp4/m4a/3gp, "matroska" covers webm, "mp3" also
 // reads MPEG layer 1/2, "ogg" carries Vorbis, Opus, FLAC and Speex.
