@@ -1,6 +1,7 @@
 #include <malloc.h>
 
 #include "earmark/process.hpp"
+#include "util/memory.hpp"
 
 namespace earmark {
 
@@ -12,3 +13,13 @@ void keep_freed_memory() {
 }
 
 }  // namespace earmark
+
+namespace earmark::util {
+
+void release_free_memory() {
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
+}
+
+}  // namespace earmark::util
