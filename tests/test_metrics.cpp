@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "earmark/evaluate.hpp"
 #include "eval/label_map.hpp"
 #include "eval/metrics.hpp"
 #include "eval/tsv.hpp"
@@ -704,6 +705,42 @@ TEST(EvalCli, EventsScoresAndJson) {
   EXPECT_DOUBLE_EQ(j["psds1"]["value"].get<double>(), 1.0);
   EXPECT_DOUBLE_EQ(j["psds2"]["value"].get<double>(), 1.0);
   EXPECT_EQ(j["psds1"]["config"]["dtc"].get<double>(), 0.7);
+}
+
+// The same as a library call (earmark/evaluate.hpp): what `earmark eval` prints, its JSON and
+// the headline numbers, with no front end; notes for the user instead of stderr.
+TEST(Evaluate, LibraryCallGivesTextJsonAndNumbers) {
+  earmark::testing::TempDir dir;
+  std::ofstream(dir / "ref.tsv") << "filename\tonset\toffset\tevent_label\n"
+                                    "a.wav\t1\t3\tdog\na.wav\t5\t6\tcat\n";
+  std::ofstream(dir / "est.tsv") << "filename\tonset\toffset\tevent_label\na.wav\t1\t3\tDog\na.wav\t7\t8\tFrog\n";
+  std::ofstream(dir / "map.csv") << "dataset_label,audioset_label\ndog,Dog\ncat,Cat\n";
+  earmark::EvaluateOptions o;
+  o.ref = (dir / "ref.tsv").string();
+  o.est = (dir / "est.tsv").string();
+  o.map = (dir / "map.csv").string();
+  o.json_out = (dir / "out.json").string();
+  const earmark::Evaluation r = earmark::evaluate(o);
+  EXPECT_EQ(r.files, 1u);
+  EXPECT_NEAR(r.event_f1, 2.0 / 3.0, 1e-12);  // dog found, cat missed; Frog is not in the map
+  EXPECT_TRUE(std::isnan(r.psds1));           // no frame scores
+  ASSERT_EQ(r.notes.size(), 1u);
+  EXPECT_NE(r.notes[0].find("1 of 2 estimated events"), std::string::npos) << r.notes[0];
+  EXPECT_NE(r.text.find("Event-based"), std::string::npos);
+  EXPECT_EQ(slurp(dir / "out.json"), r.json);
+  EXPECT_NEAR(nlohmann::json::parse(r.json)["event_based"]["micro"]["f1"].get<double>(), r.event_f1, 1e-12);
+
+  earmark::EvaluateOptions bad = o;
+  bad.est.clear();
+  EXPECT_THROW(earmark::evaluate(bad), earmark::Error);  // no system output
+  bad = o;
+  bad.collar = -1;
+  try {
+    earmark::evaluate(bad);
+    ADD_FAILURE() << "a negative collar was taken";
+  } catch (const earmark::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--collar"), std::string::npos) << e.what();
+  }
 }
 
 TEST(EvalCli, BadInputExitsWithFileAndLine) {
