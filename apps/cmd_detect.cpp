@@ -38,16 +38,13 @@ namespace {
 
 struct DetectOptions {
   RunOptions run;
-  std::string config_file;
-  std::string model;
-  std::string models_dir;
+  ModelArgs model;
   std::string method;
   std::string calibration;
   std::string shard;
   std::vector<std::string> formats;
   std::vector<std::string> heads;
   bool head_only = false;
-  int threads = -1;
   double threshold = -1;
   bool frame_scores = false;
   bool raw_scores = false;
@@ -85,10 +82,7 @@ void parse_shard(const std::string& spec, RunOptions& run) {
 
 int run_detect(DetectOptions& o) {
   if (!o.shard.empty()) parse_shard(o.shard, o.run);
-  Config cfg = o.config_file.empty() ? Config{} : Config::from_file(o.config_file);
-  if (!o.model.empty()) cfg.model.name = o.model;
-  if (!o.models_dir.empty()) cfg.model.models_dir = o.models_dir;
-  if (o.threads >= 0) cfg.model.threads = o.threads;
+  Config cfg = o.model.load();
   if (!o.method.empty()) cfg.frames.method = o.method;
   if (o.threshold >= 0) {
     cfg.events.threshold_on = o.threshold;
@@ -139,10 +133,7 @@ void add_detect_command(CLI::App& app) {
   cmd->add_flag("--resume", o->run.resume,
                 "go on with a run that was stopped in the output folder (same inputs and settings): keep the files "
                 "it finished, detect the rest");
-  cmd->add_option("-c,--config", o->config_file, "YAML or JSON configuration file");
-  cmd->add_option("-m,--model", o->model, "model name (mn04_as, mn10_as, ...) or path of a .pt checkpoint");
-  cmd->add_option("--models-dir", o->models_dir, "folder with the checkpoints (default: $EARMARK_MODELS)");
-  cmd->add_option("-t,--threads", o->threads, "network threads (0: all cores)")->check(config_number("model.threads"));
+  o->model.add_to(*cmd, "YAML or JSON configuration file");
   cmd->add_option("--method", o->method, "frame scores: columns (default) or windows");
   cmd->add_option("--shard", o->shard,
                   "INDEX/COUNT: process only files INDEX, INDEX+COUNT, ... of the sorted input list "

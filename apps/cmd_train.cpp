@@ -16,17 +16,14 @@ namespace {
 
 struct TrainArgs {
   model::TrainOptions opt;
-  std::string out_dir, config_file, model, models_dir;
-  int threads = -1;
+  std::string out_dir;
+  ModelArgs model;
   bool quiet = false;
 };
 
 int run_train(TrainArgs& a) {
   auto& o = a.opt;
-  o.config = a.config_file.empty() ? Config{} : Config::from_file(a.config_file);
-  if (!a.model.empty()) o.config.model.name = a.model;
-  if (!a.models_dir.empty()) o.config.model.models_dir = a.models_dir;
-  if (a.threads >= 0) o.config.model.threads = a.threads;
+  o.config = a.model.load();
   o.config.model.heads.clear();
   o.config.model.head_only = false;
   const bool quiet = a.quiet;
@@ -65,10 +62,7 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--negatives", a->opt.negatives, "folders/files of recordings without the sounds (background)")
       ->allow_extra_args(false);
   cmd->add_option("-o,--out", a->out_dir, "folder to write the head to (head.json, weights.bin)")->required();
-  cmd->add_option("-c,--config", a->config_file, "configuration (model and frames settings as for detect)");
-  cmd->add_option("-m,--model", a->model, "model name or checkpoint path (default mn04_as)");
-  cmd->add_option("--models-dir", a->models_dir, "folder with the checkpoints (default: $EARMARK_MODELS)");
-  cmd->add_option("-t,--threads", a->threads, "network threads (0: all cores)")->check(config_number("model.threads"));
+  a->model.add_to(*cmd, "configuration (model and frames settings as for detect)");
   cmd->add_option("--hidden", a->opt.fit.hidden, "hidden units of an MLP head (0: logistic regression)")
       ->check(number_in(0, 4096, "must be between 0 and 4096"))
       ->capture_default_str();

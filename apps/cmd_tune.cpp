@@ -17,8 +17,7 @@ namespace {
 
 struct TuneArgs {
   TuneOptions tune;
-  std::string config_file, model, models_dir;
-  int threads = -1;
+  ModelArgs model;
   bool quiet = false;
 };
 
@@ -35,7 +34,6 @@ void add_tune_command(CLI::App& app) {
   cmd->add_option("--map", o->tune.map, "dataset class -> AudioSet labels (as for eval); without it the reference "
                                    "labels must be AudioSet labels")
       ->check(CLI::ExistingFile);
-  cmd->add_option("-c,--config", o->config_file, "base configuration (YAML or JSON)")->check(CLI::ExistingFile);
   cmd->add_option("-o,--out", o->tune.out, "where to write the tuned configuration")->capture_default_str();
   cmd->add_option("--holdout", o->tune.holdout, "share of the files held out for the before/after check")
       ->check(number_in(0, 0.9, "must be a share between 0 and 0.9"))
@@ -60,32 +58,14 @@ void add_tune_command(CLI::App& app) {
   cmd->add_option("--offset-ratio", o->tune.offset_ratio, "event-based offset collar: max(collar, this x length)")
       ->check(number_in(0, 10, "must be between 0 and 10"))
       ->capture_default_str();
-  cmd->add_option("-m,--model", o->model, "model name or checkpoint path");
-  cmd->add_option("--models-dir", o->models_dir, "folder with the checkpoints (default: $EARMARK_MODELS)");
-  cmd->add_option("-t,--threads", o->threads, "network threads (0: all cores)")->check(config_number("model.threads"));
+  o->model.add_to(*cmd);
   cmd->add_flag("-q,--quiet", o->quiet, "no progress");
   cmd->callback([o] {
     TuneOptions& t = o->tune;
-    t.config = o->config_file.empty() ? Config{} : Config::from_file(o->config_file);
-    if (!o->model.empty()) t.config.model.name = o->model;
-    if (!o->models_dir.empty()) t.config.model.models_dir = o->models_dir;
-    if (o->threads >= 0) t.config.model.threads = o->threads;
-    // A message ends the progress line first, so that it gets a line of its own.
-    auto mid_line = std::make_shared<bool>(false);
-    t.log = [mid_line](const std::string& s) {
-      std::cerr << (*mid_line ? "\n" : "") << "earmark tune: " << s << "\n";
-      *mid_line = false;
-    };
-    if (!o->quiet && isatty(fileno(stderr)))
-      t.progress = [mid_line](size_t done, size_t total) {
-        if (done < total) {
-          std::fprintf(stderr, "\rearmark tune: scoring %zu/%zu ", done + 1, total);
-          *mid_line = true;
-        } else if (*mid_line) {
-          std::fprintf(stderr, "\n");
-          *mid_line = false;
-        }
-      };
+    t.config = o->model.load();
+    auto line = std::make_shared<ProgressLine>("tune", !o->quiet && isatty(fileno(stderr)));
+    t.log = [line](const std::string& s) { line->message(s); };
+    if (line->shown()) t.progress = [line](size_t done, size_t total) { line->update("scoring", done, total); };
     std::cout << tune(t).text;
   });
 }

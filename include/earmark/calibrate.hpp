@@ -13,6 +13,21 @@
 
 namespace earmark {
 
+// What a calibration aims at (also what the measuring in src/eval/calibrate.hpp takes).
+struct CalibrationTargets {
+  double target_per_hour = 1.0;  // false alarms allowed per class per hour of background
+  double margin = 0.02;          // a raised threshold sits this far above the highest peak let out
+  // A class is raised only if it fired at least this often at its default threshold: one blip
+  // in a quarter of an hour says little about a class, and raising it on one blip costs recall.
+  int min_false_alarms = 2;
+  double max_on = 0.95;      // never raise a threshold above this
+  double min_recall = 0.8;   // recall check: keep at least this share of a class's clips
+  int min_clips = 3;         // ... judged only with at least this many clips of the class
+  double prior_count = 20;   // confidence map: pseudo-detections pulling a class to the shared curve
+  // Throws earmark::Error naming the option.
+  void validate() const;
+};
+
 struct CalibrateOptions {
   std::vector<std::string> backgrounds;  // recordings with no events in them (files or folders)
   bool synthetic = false;                // add built-in backgrounds: noise colours and hum at three levels, silence
@@ -26,13 +41,7 @@ struct CalibrateOptions {
   std::string judged_csv;               // also write the judged detections (label, score, confidence, right)
   std::string out = "calibration.json";  // where the table goes
   Config config;                         // the detector to calibrate (its own calibration is ignored)
-  double target_per_hour = 1.0;          // false alarms allowed per class per hour of background
-  double margin = 0.02;                  // a raised threshold sits this far above the highest peak let out
-  int min_false_alarms = 2;              // raise a class only if it fired at least this often at its default
-  double max_on = 0.95;                  // never raise a threshold above this
-  double min_recall = 0.8;               // recall check: keep at least this share of a class's clips
-  int min_clips = 3;                     // ... judged only with at least this many clips of the class
-  double prior_count = 20;               // confidence map: pseudo-detections pulling a class to the shared curve
+  CalibrationTargets targets;
   // Messages for the user (files left out); may be empty.
   std::function<void(const std::string&)> log;
   // Called before each file of a stage ("backgrounds", "event clips", ...) is scored; may be empty.

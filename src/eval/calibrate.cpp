@@ -8,9 +8,9 @@
 #include "detect/background.hpp"
 #include "detect/events.hpp"
 
-namespace earmark::eval {
+namespace earmark {
 
-void CalibrateOptions::validate() const {
+void CalibrationTargets::validate() const {
   auto need = [](bool ok, const std::string& what) {
     if (!ok) throw Error("calibrate: " + what);
   };
@@ -22,6 +22,10 @@ void CalibrateOptions::validate() const {
   need(min_false_alarms >= 0, "--min-false-alarms must be a count >= 0");
   need(std::isfinite(prior_count) && prior_count >= 0, "the prior count must be >= 0");
 }
+
+}  // namespace earmark
+
+namespace earmark::eval {
 
 ThresholdCalibrator::ThresholdCalibrator(EventsConfig events, CalibrateOptions options)
     : events_(std::move(events)), options_(options) {

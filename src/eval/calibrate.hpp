@@ -13,25 +13,14 @@
 #include <vector>
 
 #include "detect/calibration.hpp"
+#include "earmark/calibrate.hpp"
 #include "earmark/config.hpp"
 #include "earmark/earmark.hpp"
 #include "eval/label_map.hpp"
 
 namespace earmark::eval {
 
-struct CalibrateOptions {
-  double target_per_hour = 1.0;  // false alarms per class per hour of background audio
-  double margin = 0.02;          // the threshold sits this far above the highest peak allowed out
-  // A class is raised only if it fired at least this often at the default threshold: one blip
-  // in a quarter of an hour says little about a class, and raising it on one blip costs recall.
-  int min_false_alarms = 2;
-  double max_on = 0.95;          // never raise a threshold beyond this
-  double min_recall = 0.8;       // recall check: keep at least this share of a class's clips
-  int min_clips = 3;             // ... judged only with at least this many clips of the class
-  double prior_count = 20;       // confidence: pseudo-detections pulling a class to the shared curve
-  // Throws earmark::Error naming the option.
-  void validate() const;
-};
+using CalibrateOptions = earmark::CalibrationTargets;  // earmark/calibrate.hpp
 
 class ThresholdCalibrator {
  public:

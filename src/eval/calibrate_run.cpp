@@ -99,22 +99,11 @@ std::vector<std::pair<std::string, std::vector<std::string>>> read_clips(const s
   return out;
 }
 
-ev::CalibrateOptions measure_options(const CalibrateOptions& o) {
-  ev::CalibrateOptions c;
-  c.target_per_hour = o.target_per_hour;
-  c.margin = o.margin;
-  c.min_false_alarms = o.min_false_alarms;
-  c.max_on = o.max_on;
-  c.min_recall = o.min_recall;
-  c.min_clips = o.min_clips;
-  c.prior_count = o.prior_count;
-  return c;
-}
 
 }  // namespace
 
 void CalibrateOptions::validate() const {
-  measure_options(*this).validate();
+  targets.validate();
   if (backgrounds.empty() && !synthetic)
     throw Error("calibrate: give background recordings (files or folders with no events in them) or --synthetic");
   if (ref.empty() != map.empty() || ref.empty() != scapes.empty())
@@ -124,7 +113,7 @@ void CalibrateOptions::validate() const {
 
 CalibrateSummary calibrate(const CalibrateOptions& o) {
   o.validate();
-  const ev::CalibrateOptions measure = measure_options(o);
+  const CalibrationTargets& targets = o.targets;
   auto log = [&](const std::string& s) {
     if (o.log) o.log(s);
   };
@@ -136,7 +125,7 @@ CalibrateSummary calibrate(const CalibrateOptions& o) {
     if (o.progress) o.progress(what, i, n);
   };
 
-  ev::ThresholdCalibrator thresholds(det.config().events, measure);
+  ev::ThresholdCalibrator thresholds(det.config().events, targets);
   std::vector<std::string> sources;
   size_t n_files = 0;
   if (!o.backgrounds.empty()) {
@@ -222,7 +211,7 @@ CalibrateSummary calibrate(const CalibrateOptions& o) {
     }
     progress("labelled soundscapes", paths.size(), paths.size());
     if (used == 0) throw Error(o.ref + ": lists none of the --scapes files by file name");
-    ev::fit_confidence(judged, measure, cal);
+    ev::fit_confidence(judged, targets, cal);
     if (!o.judged_csv.empty()) {
       std::ofstream f(o.judged_csv, std::ios::binary | std::ios::trunc);
       f << "label,score,confidence,right\n";
