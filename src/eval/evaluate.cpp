@@ -118,6 +118,8 @@ void EvaluateOptions::validate() const {
   range("--offset-ratio", offset_ratio, 0, 10);
   range("--segment", segment, 0.001, 3600);
   range("--threshold", threshold, 0, 1);
+  if (matching != "optimal" && matching != "greedy")
+    throw Error("eval: --matching must be optimal or greedy, not '" + matching + "'");
 }
 
 Evaluation evaluate(const EvaluateOptions& o) {
@@ -129,10 +131,7 @@ Evaluation evaluate(const EvaluateOptions& o) {
   ecfg.t_collar = o.collar;
   ecfg.percentage_of_length = o.offset_ratio;
   ecfg.evaluate_offset = !o.onset_only;
-  if (o.matching == "greedy")
-    ecfg.matching = ev::Matching::Greedy;
-  else if (o.matching != "optimal")
-    throw Error("eval: --matching must be optimal or greedy, not '" + o.matching + "'");
+  if (o.matching == "greedy") ecfg.matching = ev::Matching::Greedy;
   ecfg.validate();
   ev::SegmentBasedConfig scfg;
   scfg.time_resolution = o.segment;

@@ -47,7 +47,7 @@ struct Scores {
 };
 
 Scores score_split(const std::vector<ev::TuneFile>& files, const ev::EventTable& ref, const EventsConfig& events,
-                const ev::EventBasedConfig& ecfg, const std::vector<std::string>& classes) {
+                   const ev::EventBasedConfig& ecfg, const std::vector<std::string>& classes) {
   const auto est = ev::detect_all(files, events);
   const auto r = ev::restrict_files(ref, files);
   ev::Durations d;
