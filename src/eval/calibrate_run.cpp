@@ -99,7 +99,6 @@ std::vector<std::pair<std::string, std::vector<std::string>>> read_clips(const s
   return out;
 }
 
-
 }  // namespace
 
 void CalibrateOptions::validate() const {
@@ -113,7 +112,6 @@ void CalibrateOptions::validate() const {
 
 CalibrateSummary calibrate(const CalibrateOptions& o) {
   o.validate();
-  const CalibrationTargets& targets = o.targets;
   auto log = [&](const std::string& s) {
     if (o.log) o.log(s);
   };
@@ -125,7 +123,7 @@ CalibrateSummary calibrate(const CalibrateOptions& o) {
     if (o.progress) o.progress(what, i, n);
   };
 
-  ev::ThresholdCalibrator thresholds(det.config().events, targets);
+  ev::ThresholdCalibrator thresholds(det.config().events, o.targets);
   std::vector<std::string> sources;
   size_t n_files = 0;
   if (!o.backgrounds.empty()) {
@@ -211,7 +209,7 @@ CalibrateSummary calibrate(const CalibrateOptions& o) {
     }
     progress("labelled soundscapes", paths.size(), paths.size());
     if (used == 0) throw Error(o.ref + ": lists none of the --scapes files by file name");
-    ev::fit_confidence(judged, targets, cal);
+    ev::fit_confidence(judged, o.targets, cal);
     if (!o.judged_csv.empty()) {
       std::ofstream f(o.judged_csv, std::ios::binary | std::ios::trunc);
       f << "label,score,confidence,right\n";
@@ -230,8 +228,8 @@ CalibrateSummary calibrate(const CalibrateOptions& o) {
   }
   cal.origin = o.out;
   text << fmt::format("earmark calibrate: {:.2f} h of background audio; {} class thresholds raised (at most {} false "
-                           "alarm(s) per class per hour)\n",
-                           cal.hours, cal.raised(), cal.target_per_hour);
+                      "alarm(s) per class per hour)\n",
+                      cal.hours, cal.raised(), cal.target_per_hour);
   std::vector<std::pair<std::string, detect::ClassThresholdCal>> rows(cal.classes.begin(), cal.classes.end());
   std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.false_alarms > b.second.false_alarms; });
   if (!rows.empty()) {
@@ -239,16 +237,16 @@ CalibrateSummary calibrate(const CalibrateOptions& o) {
     for (size_t i = 0; i < rows.size() && i < 25; ++i) {
       const auto& [label, k] = rows[i];
       text << fmt::format("{:<36}{:>8}{:>10.3f}{:>8}  {}\n", label.substr(0, 35),
-                               k.on > 0 ? fmt::format("{:.3f}", k.on) : std::string("-"), k.background_peak,
-                               k.false_alarms,
-                               k.capped ? fmt::format("held down by the recall check (recall {:.2f})", k.recall) : "");
+                          k.on > 0 ? fmt::format("{:.3f}", k.on) : std::string("-"), k.background_peak,
+                          k.false_alarms,
+                          k.capped ? fmt::format("held down by the recall check (recall {:.2f})", k.recall) : "");
     }
     if (rows.size() > 25) text << fmt::format("... and {} more in {}\n", rows.size() - 25, o.out);
   }
   if (cal.has_confidence)
     text << fmt::format("confidence map: shared a={:.3f} b={:.3f}, {} classes; calibration error on its own data "
-                             "{:.3f}\n",
-                             cal.shared.a, cal.shared.b, cal.per_class.size(), cal.ece_fit);
+                        "{:.3f}\n",
+                        cal.shared.a, cal.shared.b, cal.per_class.size(), cal.ece_fit);
   text << fmt::format("written to {} (use: earmark detect --calibration {})\n", o.out, o.out);
   CalibrateSummary summary;
   summary.text = text.str();

@@ -229,7 +229,7 @@ Evaluation evaluate(const EvaluateOptions& o) {
   }
 
   out << fmt::format("earmark eval: {} files, {} reference events, {} estimated events{}\n\n", files.size(),
-                           ref.size(), est.size(), est_note);
+                     ref.size(), est.size(), est_note);
   print_table(out,
               fmt::format("Event-based ({}, onset collar {} s{}, {} matching)",
                           o.onset_only ? "onset only" : "onset + offset", o.collar,
@@ -258,17 +258,17 @@ Evaluation evaluate(const EvaluateOptions& o) {
 
   if (!scores.empty()) {
     out << fmt::format("PSDS ({} thresholds, {:.1f} s of audio)\n",
-                             p1.exact ? std::string("every distinct score as") : std::to_string(p1.n_thresholds),
-                             r1.duration_s);
+                       p1.exact ? std::string("every distinct score as") : std::to_string(p1.n_thresholds),
+                       r1.duration_s);
     size_t w = 12;
     for (const auto& c : r1.classes) w = std::max(w, c.label.size() + 1);
     out << fmt::format("{:<{}}{:>8}{:>8}{:>8}\n", "class", w, "Nref", "PSDS1", "PSDS2");
     for (size_t i = 0; i < r1.classes.size(); ++i)
       out << fmt::format("{:<{}}{:>8}{:>8}{:>8}\n", r1.classes[i].label, w, r1.classes[i].n_ref,
-                               num(r1.classes[i].psds), num(r2.classes[i].psds));
+                         num(r1.classes[i].psds), num(r2.classes[i].psds));
     out << fmt::format("{:<{}}{:>8}{:>8}{:>8}\n", "all", w, "", num(r1.value), num(r2.value));
     out << "  PSDS1: dtc = gtc = 0.7, alpha_st = 1; PSDS2: dtc = gtc = 0.1, cttc = 0.3, alpha_ct = 0.5, "
-                 "alpha_st = 1; per class: alpha_st n/a; eFPR up to 100/h\n";
+           "alpha_st = 1; per class: alpha_st n/a; eFPR up to 100/h\n";
     j["psds1"] = to_json(r1, p1);
     j["psds2"] = to_json(r2, p2);
   }

@@ -172,20 +172,20 @@ TuneSummary tune(const TuneOptions& o) {
   // Report.
   const auto classes = det.config().events.allow;
   out_text << fmt::format("earmark tune: {} files: {} to tune on, {} held out (--holdout {}, --seed {})\n\n",
-                           files.size(), tune_set.size(), held.size(), o.holdout, o.seed);
+                          files.size(), tune_set.size(), held.size(), o.holdout, o.seed);
   size_t w = 12;
   for (const auto& c : result.classes) w = std::max(w, c.label.size() + 1);
   out_text << fmt::format("{:<{}}{:>6}{:>7}{:>7}{:>8}{:>9}{:>9}  {}\n", "class", w, "Nref", "on", "off", "median",
-                           "F1 base", "F1 tuned", "(tune split)");
+                          "F1 base", "F1 tuned", "(tune split)");
   long tune_events = 0;
   for (const auto& c : result.classes) {
     tune_events += c.n_ref;
     if (c.tuned)
       out_text << fmt::format("{:<{}}{:>6}{:>7.2f}{:>7.3f}{:>7.2f}s{:>9}{:>9}\n", c.label, w, c.n_ref, c.setting.on,
-                               c.setting.off, c.setting.median_s, num(c.f1_base), num(c.f1_tuned));
+                              c.setting.off, c.setting.median_s, num(c.f1_base), num(c.f1_tuned));
     else
       out_text << fmt::format("{:<{}}{:>6}{:>7}{:>7}{:>8}{:>9}{:>9}  base kept: {}\n", c.label, w, c.n_ref, "-", "-",
-                               "-", num(c.f1_base), num(c.f1_tuned), c.note);
+                              "-", num(c.f1_base), num(c.f1_tuned), c.note);
   }
   out_text << "\n";
 
@@ -195,18 +195,18 @@ TuneSummary tune(const TuneOptions& o) {
   const auto after = score_split(eval_set, ref, result.events, tcfg.event_config, classes);
   long eval_refs = before.eb.micro.n_ref;
   out_text << (has_held ? fmt::format("Held-out split ({} files, {} reference events):\n", held.size(), eval_refs)
-                         : fmt::format("No held-out files (--holdout 0): figures on the tune split itself ({} files, "
-                                       "{} reference events), which flatters the tuned setting:\n",
-                                       tune_set.size(), eval_refs));
+                        : fmt::format("No held-out files (--holdout 0): figures on the tune split itself ({} files, "
+                                      "{} reference events), which flatters the tuned setting:\n",
+                                      tune_set.size(), eval_refs));
   out_text << fmt::format("  {:<28}{:>9}{:>9}\n", "", "base", "tuned");
   out_text << fmt::format("  {:<28}{:>9}{:>9}\n", "event-based F1 (macro)", num(before.eb.macro.f1),
-                           num(after.eb.macro.f1));
+                          num(after.eb.macro.f1));
   out_text << fmt::format("  {:<28}{:>9}{:>9}\n", "event-based F1 (micro)", num(before.eb.micro.f1),
-                           num(after.eb.micro.f1));
+                          num(after.eb.micro.f1));
   out_text << fmt::format("  {:<28}{:>9}{:>9}\n", "segment-based F1 (micro)", num(before.sb.micro.f1),
-                           num(after.sb.micro.f1));
+                          num(after.sb.micro.f1));
   out_text << fmt::format("  {:<28}{:>9}{:>9}\n", "segment-based F1 (macro)", num(before.sb.macro.f1),
-                           num(after.sb.macro.f1));
+                          num(after.sb.macro.f1));
 
   size_t tuned = 0;
   for (const auto& c : result.classes) tuned += c.tuned ? 1 : 0;
@@ -214,24 +214,24 @@ TuneSummary tune(const TuneOptions& o) {
   out_text << "\n";
   if (tuned == 0)
     out_text << "Tuning did not help: no class got a better setting than the base on the tune split"
-              << (tune_events == 0 ? " (the tune split has no reference events)" : "") << "; " << o.out
-              << " equals the base configuration.\n";
+             << (tune_events == 0 ? " (the tune split has no reference events)" : "") << "; " << o.out
+             << " equals the base configuration.\n";
   else if (eval_refs == 0)
     out_text << "Tuning cannot be judged: the held-out split has no reference events; use more files or a larger "
-                 "--holdout.\n";
+                "--holdout.\n";
   else if (!better(before.eb.macro.f1, after.eb.macro.f1) && !better(before.eb.micro.f1, after.eb.micro.f1))
     out_text << fmt::format("Tuning did not help on held-out files (event-based F1 not higher){}.\n",
-                             tune_events < 10 * long(std::max<size_t>(tuned, 1))
-                                 ? fmt::format("; with only {} reference events in the tune split the settings "
-                                               "mostly fit chance, label more events",
-                                               tune_events)
-                                 : std::string());
+                            tune_events < 10 * long(std::max<size_t>(tuned, 1))
+                                ? fmt::format("; with only {} reference events in the tune split the settings "
+                                              "mostly fit chance, label more events",
+                                              tune_events)
+                                : std::string());
   else if (tune_events < 10 * long(tuned))
     out_text << fmt::format("Few reference events to tune on ({} for {} tuned classes): expect the held-out gain to "
-                             "vary with the split (--seed).\n",
-                             tune_events, tuned);
+                            "vary with the split (--seed).\n",
+                            tune_events, tuned);
   out_text << fmt::format("Tuned {} of {} classes; configuration written to {} (use: earmark detect --config {})\n",
-                           tuned, result.classes.size(), o.out, o.out);
+                          tuned, result.classes.size(), o.out, o.out);
   summary.text = out_text.str();
   summary.tuned = out;
   summary.files = files.size();
