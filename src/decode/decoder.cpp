@@ -544,20 +544,24 @@ struct AudioReader::Impl final : LogSink {
     }
   }
 
-  // FFmpeg's own first complaint (e.g. "moov atom not found") explains a failure better than
-  // its error code; strip our "<path>: " prefix since the error names the path already.
+  // A warning without our "<path>: " prefix (errors name the path already).
+  std::string_view cause_of(const std::string& warning) const {
+    return std::string_view(warning).substr(std::min(warning.size(), path.size() + 2));
+  }
   // The demuxer that probing chose when format_whitelist refused it ("" otherwise). FFmpeg
   // prefixes its message with the chosen demuxer's name: "vqf: Format not on whitelist ...".
   std::string refused_demuxer() const {
     static constexpr std::string_view kMark = ": Format not on whitelist";
     for (const std::string& w : warnings) {
-      const std::string_view msg = std::string_view(w).substr(std::min(w.size(), path.size() + 2));
+      const std::string_view msg = cause_of(w);
       if (const size_t at = msg.find(kMark); at != std::string_view::npos && at > 0) return std::string(msg.substr(0, at));
     }
     return "";
   }
+  // FFmpeg's own first complaint (e.g. "moov atom not found") explains a failure better than
+  // its error code.
   std::string first_cause_or(const std::string& fallback) const {
-    return warnings.empty() ? fallback : warnings.front().substr(path.size() + 2);
+    return warnings.empty() ? fallback : std::string(cause_of(warnings.front()));
   }
   std::string first_cause() const { return warnings.empty() ? "" : " (" + first_cause_or("") + ")"; }
 
