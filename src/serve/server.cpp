@@ -993,7 +993,7 @@ struct Service::Impl {
       metrics.counter_add("earmark_files_processed_total", {{"result", r.ok() ? "ok" : "error"}});
       // As a long `earmark detect` does: freed memory given back every few hundred files, so
       // that a worker's resident size does not creep with the files it has seen.
-      if (++files_done % 500 == 0) util::release_free_memory();
+      if (++files_done % util::kReleaseEveryFiles == 0) util::release_free_memory();
       if (r.ok()) metrics.counter_add("earmark_audio_seconds_total", {}, r.info.duration_s);
       else count_error("file_failed");
     }
