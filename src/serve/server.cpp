@@ -363,29 +363,30 @@ struct Service::Impl {
     std::lock_guard lock(queue_error_m);
     return queue_error;
   }
-  // The queue as this process uses it: it answers, and (for workers and reporters) reading
-  // from it works (a group that cannot be made, a stream of the wrong type... turn it red).
-  bool queue_ok() { return queue && queue->ping() && consume_problem().empty(); }
+  bool ready() { return readiness()["ready"].get<bool>(); }
 
-  bool ready() {
-    if (stopping) return false;
-    if (!store || !store->writable()) return false;
-    if (!queue_ok()) return false;
-    if (has_workers() && workers_ready.load() < cfg.workers) return false;
-    return true;
-  }
-
+  // Every check read once, so that the verdict, the checks and the queue's error are one
+  // snapshot: the consumer thread sets and clears the error at any moment, and reading it
+  // twice gave a 503 whose body said the queue was fine.
   json readiness() {
+    const std::string problem = consume_problem();
+    const bool store_ok = store && store->writable();
+    // The queue as this process uses it: it answers, and (for workers and reporters) reading
+    // from it works (a group that cannot be made, a stream of the wrong type... turn it red).
+    const bool queue_ok = queue && queue->ping() && problem.empty();
+    const int loaded = workers_ready.load();
+    const bool models_ok = !has_workers() || loaded >= cfg.workers;
     json checks = json::object();
-    checks["store"] = store && store->writable();
-    checks["queue"] = queue_ok();
+    checks["store"] = store_ok;
+    checks["queue"] = queue_ok;
     if (has_workers()) {
-      checks["model"] = workers_ready.load() >= cfg.workers;
-      checks["workers_loaded"] = workers_ready.load();
+      checks["model"] = models_ok;
+      checks["workers_loaded"] = loaded;
     }
-    json j = {{"ready", ready()}, {"role", cfg.role}, {"checks", checks}};
-    if (const std::string why = consume_problem(); !why.empty()) j["queue_error"] = why;
-    if (stopping) j["reason"] = "shutting down";
+    const bool is_stopping = stopping;
+    json j = {{"ready", !is_stopping && store_ok && queue_ok && models_ok}, {"role", cfg.role}, {"checks", checks}};
+    if (!problem.empty()) j["queue_error"] = problem;
+    if (is_stopping) j["reason"] = "shutting down";
     if (!model_error.empty()) j["model_error"] = model_error;
     return j;
   }
