@@ -116,11 +116,11 @@ struct Detector::Impl {
   }
 
   // The events of a file from its score grid: events -> backgrounds -> boundaries -> one name
-  // per sound -> bursts -> calibrated confidence.
-  std::vector<Event> find_events(const FrameScores& scores, const detect::BandEnvelope* envelope, double duration_s,
-                                 FrameScores* detection_scores,
+  // per sound -> bursts -> calibrated confidence, under `ev` (config.events, or a variant of it
+  // that earmark tune tries).
+  std::vector<Event> find_events(const EventsConfig& ev, const FrameScores& scores, const detect::BandEnvelope* envelope,
+                                 double duration_s, FrameScores* detection_scores,
                                  const model::FrameScorer::Unscaled* unscaled = nullptr) const {
-    const EventsConfig& ev = config.events;
     std::vector<Event> all = detect::mark_backgrounds(detect::find_events(scores, ev, duration_s),
                                                       detect::BackgroundParams::from(ev), &scores);
     std::vector<Event> events, backgrounds;
@@ -176,7 +176,8 @@ struct Detector::Impl {
   // so that the per-file grids are allocated once rather than grown by doubling (which holds up
   // to three times a long file's grid at the moment it grows).
   template <typename Next>
-  FileResult run(const std::string& name, Next&& next, Timings& t, bool pipelined, double expected_s = 0) const {
+  FileResult run(const std::string& name, Next&& next, Timings& t, bool pipelined, double expected_s = 0,
+                 std::shared_ptr<const Detector::EventInputs>* keep = nullptr) const {
     FileResult r;
     r.path = name;
     run::FrontHalf half(config, *net, !heads.empty(), true);
@@ -313,11 +314,20 @@ struct Detector::Impl {
     const auto unscaled = half.take_unscaled();
     half.release_scorer();  // the scores are in `raw` now: one copy of a long file's grid less
     r.scores = detect::apply_label_config(std::move(raw), config.events);
-    r.events = find_events(r.scores, &half.envelope(), r.info.duration_s,
+    r.events = find_events(config.events, r.scores, &half.envelope(), r.info.duration_s,
                            config.output.detection_scores ? &r.detection_scores : nullptr, &unscaled);
+    if (keep) *keep = std::make_shared<const Detector::EventInputs>(half.take_envelope(), unscaled, r.info.duration_s);
     t.events_s += since(t0);
     return r;
   }
+};
+
+struct Detector::EventInputs {
+  EventInputs(detect::BandEnvelope e, model::FrameScorer::Unscaled u, double d)
+      : envelope(std::move(e)), unscaled(std::move(u)), duration_s(d) {}
+  detect::BandEnvelope envelope;
+  model::FrameScorer::Unscaled unscaled;
+  double duration_s;
 };
 
 Detector::Detector(Config config) : impl_(std::make_unique<Impl>()) {
@@ -426,7 +436,27 @@ const std::string& Detector::calibration() const { return impl_->calibration_sum
 
 const std::string& Detector::backend() const { return impl_->net->info().backend; }
 
-FileResult Detector::detect_file(const std::string& path) const {
+std::vector<Event> Detector::find_events(const FrameScores& scores, const EventInputs& kept, EventsConfig events) const {
+  const EventsConfig& own = impl_->config.events;
+  if (events.groups != own.groups || events.allow != own.allow || events.deny != own.deny ||
+      events.rollup != own.rollup || events.ontology != own.ontology || events.calibration != own.calibration)
+    throw Error("find_events: the events settings must keep the detector's groups, allow and deny lists, roll-up and "
+                "calibration (they made the file's score grid and the detector); change thresholds, filters and "
+                "durations only");
+  {
+    Config check = impl_->config;
+    check.events = events;
+    check.validate();
+  }
+  // As at construction: the calibration table raises the classes it lists, never over a
+  // per_class entry of `events`.
+  if (impl_->calibration) detect::apply_thresholds(*impl_->calibration, scores.labels, events);
+  return impl_->find_events(events, scores, &kept.envelope, kept.duration_s, nullptr, &kept.unscaled);
+}
+
+FileResult Detector::detect_file(const std::string& path) const { return detect_file(path, nullptr); }
+
+FileResult Detector::detect_file(const std::string& path, std::shared_ptr<const EventInputs>* keep) const {
   const auto start = Clock::now();
   Timings t;
   FileResult r;
@@ -437,7 +467,8 @@ FileResult Detector::detect_file(const std::string& path) const {
     const bool pipelined = impl_->pipelined;
     const size_t block = pipelined ? kPipelinedBlockSamples : kBlockSamples;
     r = impl_->run(
-        path, [&](std::vector<float>& b) { return reader.read(b, block) > 0; }, t, pipelined, reader.info().duration_s);
+        path, [&](std::vector<float>& b) { return reader.read(b, block) > 0; }, t, pipelined, reader.info().duration_s,
+        keep);
     const double duration = r.info.duration_s;
     r.info = reader.info();
     r.info.duration_s = duration;

@@ -11,6 +11,9 @@
 #include "earmark/earmark.hpp"
 #include "eval/metrics.hpp"
 #include "eval/tune.hpp"
+#include "earmark/synth.hpp"
+#include "earmark/tune.hpp"
+#include "test_support.hpp"
 
 namespace earmark {
 namespace {
@@ -239,6 +242,62 @@ TEST(Tune, RefusesBadSettingsAndMismatchedGrids) {
   EXPECT_THROW(eval::tune_events({{"a", a.s, 20}, {"b", b.s, 20}}, EventTable{}, plain_base(), TuneConfig{}), Error);
   Grid c({"bark"}, 40, 0.32);
   EXPECT_THROW(eval::tune_events({{"a", a.s, 20}, {"c", c.s, 20}}, EventTable{}, plain_base(), TuneConfig{}), Error);
+}
+
+// `earmark tune` fits the settings to what detect reports (the whole events stage: boundaries
+// from the signal, salience, roll-up, bursts, calibration), not to the coarse events of the
+// score grid: the F1 it reports for its base and tuned configurations is the F1 of detect run
+// with them. Real clips over a real background.
+TEST(TuneWholeDetector, ReportedFiguresAreWhatDetectGivesWithTheConfiguration) {
+  EARMARK_REQUIRE_SHARED();
+  using namespace earmark::testing;
+  TempDir tmp;
+  synth::SoundscapeSpec spec;
+  spec.sounds_dir = (shared_dir() / "sounds").string();
+  spec.duration_s = 30;
+  spec.count = 2;
+  spec.events.mean_gap_s = 3;
+  spec.events.min_gap_s = 0.5;
+  spec.events.classes = {"cow", "duck", "sheep", "goat", "phone"};
+  spec.background.file = "rain";
+  synth::synthesize(spec, tmp.path().string());
+
+  Config base;
+  base.model.models_dir = models_dir().string();
+  base.events.threshold_on = 0.8;  // too high for most of these sounds: tuning has work to do
+  base.events.threshold_off = 0.4;
+  TuneOptions o;
+  o.inputs = {tmp.path().string()};
+  o.ref = (tmp / "soundscape.tsv").string();
+  o.map = (shared_dir() / "sounds" / "events.csv").string();
+  o.out = (tmp / "tuned.yaml").string();
+  o.config = base;
+  o.holdout = 0;  // the before/after figures are then on every file
+  o.min_events = 1;
+  o.thresholds = {0.2, 0.5, 0.8};
+  o.medians = {1, 5};
+  const TuneSummary t = earmark::tune(o);
+  ASSERT_EQ(t.files, 2u);
+  ASSERT_GT(t.tuned_classes, 0u) << t.text;
+
+  const auto ref = eval::read_events_tsv(o.ref);
+  auto macro_f1 = [&](const Config& cfg) {
+    const Detector det(cfg);
+    EventTable est;
+    for (const auto* name : {"soundscape-000.wav", "soundscape-001.wav"}) {
+      FileResult r = det.detect_file((tmp / name).string());
+      EXPECT_TRUE(r.ok()) << r.error;
+      est.add_file(name);
+      for (auto& e : r.events) est.add(name, std::move(e));
+    }
+    return eval::event_based(ref, est, {}, det.config().events.allow).macro.f1;
+  };
+  Config before = t.tuned;  // the dataset classes as groups, without the tuned entries
+  before.events.per_class.clear();
+  EXPECT_NEAR(macro_f1(before), t.event_f1_before, 1e-9) << t.text;
+  EXPECT_NEAR(macro_f1(t.tuned), t.event_f1_after, 1e-9) << t.text;
+  // On the files it was fitted to, the tuned configuration is no worse than the base.
+  EXPECT_GE(t.event_f1_after + 1e-9, t.event_f1_before) << t.text;
 }
 
 TEST(TuneSplit, IsASeededPartition) {

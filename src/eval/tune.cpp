@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <map>
+#include <optional>
 #include <random>
 #include <string>
 
@@ -34,30 +36,34 @@ uint64_t draw_below(std::mt19937_64& rng, uint64_t bound) {
   }
 }
 
-// One class's column of one file, as a grid of its own.
-FrameScores column_of(const FrameScores& s, size_t c) {
-  FrameScores out;
-  out.hop_s = s.hop_s;
-  out.frames = s.frames;
-  out.labels = {s.labels[c]};
-  out.values.resize(size_t(s.frames));
-  for (int f = 0; f < s.frames; ++f) out.values[size_t(f)] = s.at(f, int(c));
+// The key of `label` in `per_class`, whatever its case; end() if none.
+auto find_class(const std::map<std::string, ClassThreshold>& per_class, const std::string& label) {
+  for (auto it = per_class.begin(); it != per_class.end(); ++it)
+    if (same_name(it->first, label)) return it;
+  return per_class.end();
+}
+
+// Event-based F1 of each of `labels` and over all of them (micro; NaN counts as 0: a setting
+// that reports nothing has found nothing) for the events of every file under `events`.
+struct F1s {
+  std::vector<double> per_class;
+  double micro = 0;
+};
+F1s class_f1s(const std::vector<TuneFile>& files, const EventTable& ref, const EventsConfig& events,
+              const EventBasedConfig& ecfg, const std::vector<std::string>& labels, const FindEvents& find) {
+  const auto r = event_based(restrict_files(ref, files), detect_all(files, events, find), ecfg, labels);
+  F1s out{std::vector<double>(labels.size(), 0.0), or_zero(r.micro.f1)};
+  for (const auto& c : r.classes)
+    for (size_t k = 0; k < labels.size(); ++k)
+      if (c.label == labels[k]) out.per_class[k] = or_zero(c.f1);
   return out;
 }
 
-// Event-based F1 of `label` over the given single-class grids (NaN counts as 0: a setting that
-// reports nothing has found nothing).
-double class_f1(const std::vector<FrameScores>& cols, const std::vector<TuneFile>& files, const EventTable& ref_class,
-                const EventsConfig& cfg, const EventBasedConfig& ecfg, const std::string& label) {
-  EventTable est;
-  for (size_t i = 0; i < files.size(); ++i) {
-    est.add_file(files[i].name);
-    for (auto& e : detect::find_events(cols[i], cfg, files[i].duration_s)) est.add(files[i].name, std::move(e));
-  }
-  const auto r = event_based(ref_class, est, ecfg, {label});
-  for (const auto& c : r.classes)
-    if (c.label == label) return or_zero(c.f1);
-  return 0.0;
+// `cfg` with `label`'s per_class entry (whatever its case) replaced by `s`, or removed (nullptr).
+void set_class(EventsConfig& cfg, const std::string& label, const ClassThreshold* s) {
+  for (auto it = cfg.per_class.begin(); it != cfg.per_class.end();)
+    it = same_name(it->first, label) ? cfg.per_class.erase(it) : std::next(it);
+  if (s) cfg.per_class[label] = *s;
 }
 
 }  // namespace
@@ -110,21 +116,31 @@ EventTable restrict_files(const EventTable& ref, const std::vector<TuneFile>& fi
   return out;
 }
 
-EventTable detect_all(const std::vector<TuneFile>& files, const EventsConfig& events) {
+namespace {
+FindEvents grid_events(const std::vector<TuneFile>& files) {
+  return [&files](size_t i, const EventsConfig& events) {
+    return detect::find_events(files[i].scores, events, files[i].duration_s);
+  };
+}
+}  // namespace
+
+EventTable detect_all(const std::vector<TuneFile>& files, const EventsConfig& events, const FindEvents& find) {
   EventTable out;
-  for (const auto& f : files) {
-    out.add_file(f.name);
-    for (auto& e : detect::find_events(f.scores, events, f.duration_s)) out.add(f.name, std::move(e));
+  const FindEvents f = find ? find : grid_events(files);
+  for (size_t i = 0; i < files.size(); ++i) {
+    out.add_file(files[i].name);
+    for (auto& e : f(i, events)) out.add(files[i].name, std::move(e));
   }
   return out;
 }
 
 TuneResult tune_events(const std::vector<TuneFile>& files, const EventTable& ref, const EventsConfig& base,
-                       const TuneConfig& config) {
+                       const TuneConfig& config, const FindEvents& find_in) {
   config.validate();
   TuneResult result;
   result.events = base;
   if (files.empty()) return result;
+  const FindEvents& find = find_in;  // empty: detect_all uses the score grids
   const auto& labels = files[0].scores.labels;
   const double hop = files[0].scores.hop_s;
   for (const auto& f : files) {
@@ -138,83 +154,122 @@ TuneResult tune_events(const std::vector<TuneFile>& files, const EventTable& ref
       throw Error(f.name + ": the audio length must be a non-negative number of seconds");
   }
 
+  // Reference events per class, and which classes have enough of them to be tuned.
+  std::vector<ClassTuning> classes(labels.size());
+  std::vector<size_t> tunable;
   for (size_t c = 0; c < labels.size(); ++c) {
-    const std::string& label = labels[c];
-    ClassTuning ct;
-    ct.label = label;
-    EventTable ref_class;
-    for (const auto& f : files) {
-      ref_class.add_file(f.name);
+    ClassTuning& ct = classes[c];
+    ct.label = labels[c];
+    for (const auto& f : files)
       for (const auto& e : ref.events(f.name))
-        if (e.label == label) ref_class.add(f.name, e), ++ct.n_ref;
-    }
-    std::vector<FrameScores> cols;
-    cols.reserve(files.size());
-    for (const auto& f : files) cols.push_back(column_of(f.scores, c));
-
-    // The base setting of this class, as find_events would resolve it.
-    EventsConfig one = base;
-    one.per_class.clear();
-    one.max_classes_per_frame = 0;
-    for (const auto& [name, t] : base.per_class)
-      if (same_name(name, label)) one.per_class[label] = t;
-    ct.f1_base = ct.n_ref > 0 ? class_f1(cols, files, ref_class, one, config.event_config, label) : 0.0;
-    ct.f1_tuned = ct.f1_base;
-    if (ct.n_ref < config.min_events) {
+        if (e.label == ct.label) ++ct.n_ref;
+    if (ct.n_ref >= config.min_events) tunable.push_back(c);
+    else
       ct.note = ct.n_ref == 0 ? "no reference events in the tune split"
                               : fmt::format("only {} reference event(s) in the tune split (minimum {})", ct.n_ref,
                                             config.min_events);
-      result.classes.push_back(std::move(ct));
-      continue;
-    }
+  }
 
-    // f1[m][t]: F1 with median_frames[m] and thresholds[t].
-    std::vector<double> thr = config.thresholds;
-    std::sort(thr.begin(), thr.end());
-    thr.erase(std::unique(thr.begin(), thr.end()), thr.end());
-    std::vector<int> med = config.median_frames;
-    std::sort(med.begin(), med.end());
-    med.erase(std::unique(med.begin(), med.end()), med.end());
+  // The base, and each candidate setting given to every tunable class at once: one pass of the
+  // whole events stage per candidate, each class judged on its own events.
+  const auto base_f1 = class_f1s(files, ref, base, config.event_config, labels, find);
+  for (size_t c = 0; c < labels.size(); ++c)
+    classes[c].f1_base = classes[c].f1_tuned = classes[c].n_ref > 0 ? base_f1.per_class[c] : 0.0;
+
+  std::vector<double> thr = config.thresholds;
+  std::sort(thr.begin(), thr.end());
+  thr.erase(std::unique(thr.begin(), thr.end()), thr.end());
+  std::vector<int> med = config.median_frames;
+  std::sort(med.begin(), med.end());
+  med.erase(std::unique(med.begin(), med.end()), med.end());
+  auto setting = [&](size_t c, size_t m, size_t t) {
+    ClassThreshold s;
+    s.on = thr[t];
+    s.off = thr[t] * config.off_ratio;
+    s.median_s = med[m] * hop;
+    // Keep a base min_duration_s override of this class.
+    if (auto it = find_class(base.per_class, labels[c]); it != base.per_class.end()) s.min_duration_s = it->second.min_duration_s;
+    return s;
+  };
+  // f1[m][t][k]: F1 of tunable class k with median_frames[m] and thresholds[t].
+  std::vector<std::vector<std::vector<double>>> f1(med.size(), std::vector<std::vector<double>>(thr.size()));
+  if (!tunable.empty())
+    for (size_t m = 0; m < med.size(); ++m)
+      for (size_t t = 0; t < thr.size(); ++t) {
+        EventsConfig cfg = base;
+        for (size_t c : tunable) {
+          const ClassThreshold s = setting(c, m, t);
+          set_class(cfg, labels[c], &s);
+        }
+        const auto all = class_f1s(files, ref, cfg, config.event_config, labels, find);
+        for (size_t c : tunable) f1[m][t].push_back(all.per_class[c]);
+      }
+
+  // Pass 1: each class's best setting by its own F1 (every tunable class on the same setting).
+  std::vector<std::optional<ClassThreshold>> chosen(labels.size());
+  std::vector<bool> found_none(labels.size(), false);
+  for (size_t k = 0; k < tunable.size(); ++k) {
+    const size_t c = tunable[k];
     double best = -1;
     size_t best_m = 0, best_t = 0;
     for (size_t m = 0; m < med.size(); ++m) {
       std::vector<size_t> tied;
       double row_best = -1;
       for (size_t t = 0; t < thr.size(); ++t) {
-        EventsConfig cfg = base;
-        cfg.per_class.clear();
-        cfg.max_classes_per_frame = 0;
-        cfg.threshold_on = thr[t];
-        cfg.threshold_off = thr[t] * config.off_ratio;
-        cfg.median_s = med[m] * hop;
-        const double f1 = class_f1(cols, files, ref_class, cfg, config.event_config, label);
+        const double v = f1[m][t][k];
         // Ties within rounding noise of the F1 arithmetic count as ties.
-        if (f1 > row_best + 1e-12) row_best = f1, tied = {t};
-        else if (f1 > row_best - 1e-12) tied.push_back(t);
+        if (v > row_best + 1e-12) row_best = v, tied = {t};
+        else if (v > row_best - 1e-12) tied.push_back(t);
       }
       // A longer filter must be strictly better to win over a shorter one.
       if (row_best > best + 1e-12) best = row_best, best_m = m, best_t = tied[(tied.size() - 1) / 2];
     }
-    if (!(best > 0)) {
-      ct.note = "no setting found any of its reference events";
-    } else if (!(best > ct.f1_base + 1e-12)) {
-      ct.note = "no setting beats the base setting";
-    } else {
-      ct.tuned = true;
-      ct.f1_tuned = best;
-      ct.setting.on = thr[best_t];
-      ct.setting.off = thr[best_t] * config.off_ratio;
-      ct.setting.median_s = med[best_m] * hop;
-      // Keep a base min_duration_s override of this class.
-      if (auto it = one.per_class.find(label); it != one.per_class.end())
-        ct.setting.min_duration_s = it->second.min_duration_s;
-      // Replace any differently-cased key of the base for this class.
-      for (auto it = result.events.per_class.begin(); it != result.events.per_class.end();)
-        it = same_name(it->first, label) ? result.events.per_class.erase(it) : std::next(it);
-      result.events.per_class[label] = ct.setting;
-    }
-    result.classes.push_back(std::move(ct));
+    if (!(best > 0)) classes[c].note = "no setting found any of its reference events", found_none[c] = true;
+    else if (!(best > classes[c].f1_base + 1e-12)) classes[c].note = "no setting beats the base setting";
+    else chosen[c] = setting(c, best_m, best_t);
   }
+  for (size_t c : tunable)
+    if (chosen[c]) set_class(result.events, labels[c], &*chosen[c]);
+
+  // Pass 2 (config.refine): the classes interact in the whole events stage (one name per sound,
+  // bursts), so each class in turn tries every setting, and its base one, with the others at
+  // theirs; a change is kept only if the event-based F1 over all classes (micro) rises.
+  auto current = class_f1s(files, ref, result.events, config.event_config, labels, find);
+  if (config.refine)
+    for (size_t c : tunable) {
+      if (found_none[c]) continue;
+      std::optional<ClassThreshold> best_setting = chosen[c];
+      for (size_t m = 0; m < med.size(); ++m)
+        for (size_t t = 0; t <= thr.size(); ++t) {  // t == thr.size(): the base setting
+          std::optional<ClassThreshold> s;
+          if (t < thr.size()) s = setting(c, m, t);
+          else if (m > 0) continue;
+          else if (auto it = find_class(base.per_class, labels[c]); it != base.per_class.end()) s = it->second;
+          EventsConfig cfg = result.events;
+          set_class(cfg, labels[c], s ? &*s : nullptr);
+          auto f = class_f1s(files, ref, cfg, config.event_config, labels, find);
+          // ... and the class itself must not end below its base F1.
+          if (f.micro > current.micro + 1e-12 && f.per_class[c] + 1e-12 >= classes[c].f1_base)
+            current = std::move(f), best_setting = s, result.events = std::move(cfg);
+        }
+      chosen[c] = best_setting;
+    }
+  for (size_t c : tunable) {
+    ClassTuning& ct = classes[c];
+    const auto b = find_class(base.per_class, labels[c]);
+    const bool is_base = !chosen[c] || (b != base.per_class.end() && b->second.on == chosen[c]->on &&
+                                        b->second.off == chosen[c]->off && b->second.median_s == chosen[c]->median_s);
+    ct.f1_tuned = current.per_class[c];
+    if (is_base) {
+      if (ct.note.empty()) ct.note = "no setting beats the base setting";
+      ct.f1_tuned = ct.f1_base;
+      continue;
+    }
+    ct.note.clear();
+    ct.tuned = true;
+    ct.setting = *chosen[c];
+  }
+  result.classes = std::move(classes);
   return result;
 }
 

@@ -1,22 +1,30 @@
 // eval: per-class tuning of the event detector's thresholds and median filter on labelled data.
 //
-// The network runs once per file (by the caller); its score grids stay in memory and events are
-// re-derived from them with detect::find_events for every candidate setting, so a search costs
-// milliseconds per setting instead of a network pass.
+// The network runs once per file (by the caller); what the events stage needs stays in memory
+// and events are found again from it for every candidate setting, so a search costs
+// milliseconds per setting instead of a network pass. `earmark tune` finds them with the whole
+// events stage of the detector (Detector::find_events: boundaries from the signal, salience,
+// backgrounds, roll-up, bursts, calibration), so the settings are fitted to what detect reports;
+// without a FindEvents, detect::find_events on the score grids alone.
 //
-// For each class separately, on the files of the tune split, every combination of
+// Every combination of
 //   on-threshold in `thresholds`, off-threshold = on x off_ratio, median filter of `median_frames`
-// is scored with the event-based F1 of that class (sed_eval rules, `event_config` collars); the
-// rest of the events configuration (min duration, merge gap) is the base's. The best setting
-// wins; among equally good ones the shortest median filter, then the middle one of the tied
-// on-thresholds (a threshold in the middle of a plateau is the one least likely to sit on an
-// edge of it in new data). A class keeps the base setting when it has fewer than min_events
-// reference events in the tune split, when no setting finds any of them, or when no setting beats the base.
-// With events.max_classes_per_frame > 0 the search treats each class alone (the limit couples
-// classes); the final before/after figures use the full configuration.
+// is given to every class being tuned at once (the other classes keep the base setting), the
+// events of the tune split are found, and each class is scored by its own event-based F1
+// (sed_eval rules, `event_config` collars); the rest of the events configuration (min duration,
+// merge gap) is the base's. Per class the best setting wins; among equally good ones the
+// shortest median filter, then the middle one of the tied on-thresholds (a threshold in the
+// middle of a plateau is the one least likely to sit on an edge of it in new data). A class
+// keeps the base setting when it has fewer than min_events reference events in the tune split,
+// when no setting finds any of them, or when no setting beats the base. Classes interact in the
+// whole stage (one name per sound, bursts), so a second pass (`refine`) goes through the classes
+// again, each trying every setting (and its base one) with the others at their chosen ones, and
+// keeps a change only where the event-based F1 over all classes (micro) rises and the class's
+// own F1 stays at least at its base.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -35,6 +43,10 @@ struct TuneConfig {
   // Classes with fewer reference events in the tune split keep the base setting: a threshold
   // fitted on one or two events fits chance and is usually worse on new data.
   int min_events = 5;
+  // A second pass in which each class tries every setting again with the others at theirs,
+  // keeping a change only if the F1 over all classes rises and its own stays at least at its
+  // base (classes interact in the whole events stage). Costs (classes x settings) passes over the files instead of (settings).
+  bool refine = true;
 
   // 0.05, 0.10, ..., 0.90.
   static std::vector<double> default_thresholds();
@@ -77,11 +89,14 @@ Split split_files(size_t n, double holdout, uint64_t seed);
 // Tunes every score column of `files` (all grids must share labels and hop) against `ref`
 // (reference events by file name; files absent from it have no events). Throws earmark::Error
 // for inconsistent grids or a bad configuration.
+// The events of files[i] under `events`.
+using FindEvents = std::function<std::vector<Event>(size_t i, const EventsConfig& events)>;
 TuneResult tune_events(const std::vector<TuneFile>& files, const EventTable& ref, const EventsConfig& base,
-                       const TuneConfig& config);
+                       const TuneConfig& config, const FindEvents& find = {});
 
-// Events of every file with detect::find_events under `events` (file names as given).
-EventTable detect_all(const std::vector<TuneFile>& files, const EventsConfig& events);
+// Events of every file under `events` (file names as given): `find`, or detect::find_events on
+// the score grids.
+EventTable detect_all(const std::vector<TuneFile>& files, const EventsConfig& events, const FindEvents& find = {});
 
 // The reference restricted to `files` (each registered, with or without events).
 EventTable restrict_files(const EventTable& ref, const std::vector<TuneFile>& files);

@@ -47,8 +47,9 @@ struct Scores {
 };
 
 Scores score_split(const std::vector<ev::TuneFile>& files, const ev::EventTable& ref, const EventsConfig& events,
-                   const ev::EventBasedConfig& ecfg, const std::vector<std::string>& classes) {
-  const auto est = ev::detect_all(files, events);
+                   const ev::EventBasedConfig& ecfg, const std::vector<std::string>& classes,
+                   const ev::FindEvents& find) {
+  const auto est = ev::detect_all(files, events, find);
   const auto r = ev::restrict_files(ref, files);
   ev::Durations d;
   for (const auto& f : files) d[f.name] = f.duration_s;
@@ -125,10 +126,14 @@ TuneSummary tune(const TuneOptions& o) {
   const auto paths = expand_inputs(o.inputs, input_errors);
   for (const auto& e : input_errors) log(e);
   std::vector<ev::TuneFile> files;
+  // What the whole events stage reads besides the grid, per file: settings are tried on what
+  // detect reports, boundaries and all.
+  std::vector<std::shared_ptr<const Detector::EventInputs>> kept;
   size_t unlisted = 0;
   for (size_t i = 0; i < paths.size(); ++i) {
     if (o.progress) o.progress(i, paths.size());
-    FileResult r = det.detect_file(paths[i]);
+    std::shared_ptr<const Detector::EventInputs> keep;
+    FileResult r = det.detect_file(paths[i], &keep);
     if (!r.ok()) {
       log(r.error + " (left out)");
       continue;
@@ -136,6 +141,7 @@ TuneSummary tune(const TuneOptions& o) {
     std::string name = ref_name(ref, paths[i]);
     if (name.empty()) ++unlisted, name = fs::path(paths[i]).filename().string();
     files.push_back({name, std::move(r.scores), r.info.duration_s});
+    kept.push_back(std::move(keep));
   }
   if (o.progress) o.progress(paths.size(), paths.size());
   if (files.empty()) throw Error("tune: no audio file could be scored; check the paths");
@@ -149,19 +155,34 @@ TuneSummary tune(const TuneOptions& o) {
                     unknown_ref.size(), unknown_ref[0],
                     o.map.empty() ? "give --map to map dataset classes to AudioSet labels" : "add them to the map"));
 
-  const auto split = ev::split_files(files.size(), o.holdout, o.seed);
+  const size_t n_files = files.size();
+  const auto split = ev::split_files(n_files, o.holdout, o.seed);
   std::vector<ev::TuneFile> tune_set, held;
-  for (size_t i : split.tune) tune_set.push_back(files[i]);
-  for (size_t i : split.holdout) held.push_back(files[i]);
-  const auto result = ev::tune_events(tune_set, ref, cfg.events, tcfg);
+  std::vector<const Detector::EventInputs*> tune_kept, held_kept;
+  for (size_t i : split.tune) tune_set.push_back(std::move(files[i])), tune_kept.push_back(kept[i].get());
+  for (size_t i : split.holdout) held.push_back(std::move(files[i])), held_kept.push_back(kept[i].get());
+  files.clear();
+  auto finder = [&det](const std::vector<ev::TuneFile>& set, const std::vector<const Detector::EventInputs*>& k) {
+    return ev::FindEvents([&det, &set, &k](size_t i, const EventsConfig& events) {
+      return det.find_events(set[i].scores, *k[i], events);
+    });
+  };
+  const auto result = ev::tune_events(tune_set, ref, det.config().events, tcfg, finder(tune_set, tune_kept));
 
   Config out = cfg;
   out.events = result.events;
+  // The calibration's thresholds came into det.config().events.per_class; the written
+  // configuration keeps only the user's and the tuned ones (calibration stays on and raises the rest).
+  for (auto it = out.events.per_class.begin(); it != out.events.per_class.end();) {
+    bool keep_entry = cfg.events.per_class.count(it->first) > 0;
+    for (const auto& c : result.classes) keep_entry = keep_entry || (c.tuned && c.label == it->first);
+    it = keep_entry ? std::next(it) : out.events.per_class.erase(it);
+  }
   out.validate();
   {
     std::ofstream f(o.out, std::ios::binary | std::ios::trunc);
     if (f) {
-      f << "# earmark tune: " << files.size() << " files (" << tune_set.size() << " tuned on, " << held.size()
+      f << "# earmark tune: " << n_files << " files (" << tune_set.size() << " tuned on, " << held.size()
         << " held out, seed " << o.seed << "), reference " << o.ref << (o.map.empty() ? "" : ", map " + o.map)
         << "\n";
       f << out.to_yaml() << "\n";
@@ -172,7 +193,7 @@ TuneSummary tune(const TuneOptions& o) {
   // Report.
   const auto classes = det.config().events.allow;
   out_text << fmt::format("earmark tune: {} files: {} to tune on, {} held out (--holdout {}, --seed {})\n\n",
-                          files.size(), tune_set.size(), held.size(), o.holdout, o.seed);
+                          n_files, tune_set.size(), held.size(), o.holdout, o.seed);
   size_t w = 12;
   for (const auto& c : result.classes) w = std::max(w, c.label.size() + 1);
   out_text << fmt::format("{:<{}}{:>6}{:>7}{:>7}{:>8}{:>9}{:>9}  {}\n", "class", w, "Nref", "on", "off", "median",
@@ -191,8 +212,9 @@ TuneSummary tune(const TuneOptions& o) {
 
   const bool has_held = !held.empty();
   const auto& eval_set = has_held ? held : tune_set;
-  const auto before = score_split(eval_set, ref, cfg.events, tcfg.event_config, classes);
-  const auto after = score_split(eval_set, ref, result.events, tcfg.event_config, classes);
+  const auto& eval_kept = has_held ? held_kept : tune_kept;
+  const auto before = score_split(eval_set, ref, det.config().events, tcfg.event_config, classes, finder(eval_set, eval_kept));
+  const auto after = score_split(eval_set, ref, result.events, tcfg.event_config, classes, finder(eval_set, eval_kept));
   long eval_refs = before.eb.micro.n_ref;
   out_text << (has_held ? fmt::format("Held-out split ({} files, {} reference events):\n", held.size(), eval_refs)
                         : fmt::format("No held-out files (--holdout 0): figures on the tune split itself ({} files, "
@@ -234,7 +256,7 @@ TuneSummary tune(const TuneOptions& o) {
                           tuned, result.classes.size(), o.out, o.out);
   summary.text = out_text.str();
   summary.tuned = out;
-  summary.files = files.size();
+  summary.files = n_files;
   summary.tune_files = tune_set.size();
   summary.held_out_files = held.size();
   summary.classes = result.classes.size();

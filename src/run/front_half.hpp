@@ -59,6 +59,7 @@ class FrontHalf {
   Spectrogram thumbnail() const { return thumbnail_.finish(); }
   // With `analyse` and events.refine: the band levels of every 10 ms frame, for event boundaries.
   const detect::BandEnvelope& envelope() const { return envelope_; }
+  detect::BandEnvelope take_envelope() { return std::move(envelope_); }
 
  private:
   features::LogMelStream mel_;
