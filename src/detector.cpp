@@ -73,6 +73,15 @@ std::string describe_conditioning(const ConditionConfig& c) {
 
 }  // namespace
 
+// What the events stage reads besides a file's score grid (Detector::detect_file with `keep`).
+struct Detector::EventInputs {
+  EventInputs(detect::BandEnvelope e, model::FrameScorer::Unscaled u, double d)
+      : envelope(std::move(e)), unscaled(std::move(u)), duration_s(d) {}
+  detect::BandEnvelope envelope;
+  model::FrameScorer::Unscaled unscaled;
+  double duration_s;
+};
+
 struct Detector::Impl {
   Config config;
   model::ResolvedModel resolved;
@@ -320,14 +329,6 @@ struct Detector::Impl {
     t.events_s += since(t0);
     return r;
   }
-};
-
-struct Detector::EventInputs {
-  EventInputs(detect::BandEnvelope e, model::FrameScorer::Unscaled u, double d)
-      : envelope(std::move(e)), unscaled(std::move(u)), duration_s(d) {}
-  detect::BandEnvelope envelope;
-  model::FrameScorer::Unscaled unscaled;
-  double duration_s;
 };
 
 Detector::Detector(Config config) : impl_(std::make_unique<Impl>()) {
