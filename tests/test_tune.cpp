@@ -300,6 +300,38 @@ TEST(TuneWholeDetector, ReportedFiguresAreWhatDetectGivesWithTheConfiguration) {
   EXPECT_GE(t.event_f1_after + 1e-9, t.event_f1_before) << t.text;
 }
 
+TEST(Tune, FilesOnSeveralThreadsGiveTheSameEventsAndErrorsComeBack) {
+  std::vector<TuneFile> files;
+  for (int k = 0; k < 7; ++k) {
+    Grid g({"bark", "meow"});
+    add_bark(g, 0);
+    if (k % 2) add_meow(g, 1);
+    files.push_back({"f" + std::to_string(k) + ".wav", g.s, 20.0});
+  }
+  const auto one = eval::detect_all(files, plain_base(), {}, 1);
+  const auto three = eval::detect_all(files, plain_base(), {}, 3);
+  ASSERT_EQ(one.files(), three.files());
+  size_t n = 0;
+  for (const auto& f : one.files()) {
+    const auto& a = one.events(f);
+    const auto& b = three.events(f);
+    ASSERT_EQ(a.size(), b.size()) << f;
+    for (size_t i = 0; i < a.size(); ++i) {
+      EXPECT_EQ(a[i].label, b[i].label);
+      EXPECT_DOUBLE_EQ(a[i].onset, b[i].onset);
+      EXPECT_DOUBLE_EQ(a[i].offset, b[i].offset);
+    }
+    n += a.size();
+  }
+  EXPECT_GT(n, 7u);
+  // A failing file's error reaches the caller, whichever thread met it.
+  const eval::FindEvents failing = [](size_t i, const EventsConfig&) -> std::vector<Event> {
+    if (i == 5) throw Error("file 5 cannot be read");
+    return {};
+  };
+  EXPECT_EQ(testing::error_of([&] { eval::detect_all(files, plain_base(), failing, 3); }), "file 5 cannot be read");
+}
+
 TEST(TuneSplit, IsASeededPartition) {
   const auto s = eval::split_files(10, 0.3, 7);
   EXPECT_EQ(s.holdout.size(), 3u);  // round(0.3 x 10)

@@ -1,12 +1,16 @@
 #include "eval/tune.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <cmath>
+#include <exception>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <string>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -50,8 +54,9 @@ struct F1s {
   double micro = 0;
 };
 F1s class_f1s(const std::vector<TuneFile>& files, const EventTable& ref, const EventsConfig& events,
-              const EventBasedConfig& ecfg, const std::vector<std::string>& labels, const FindEvents& find) {
-  const auto r = event_based(restrict_files(ref, files), detect_all(files, events, find), ecfg, labels);
+              const TuneConfig& config, const std::vector<std::string>& labels, const FindEvents& find) {
+  const auto r = event_based(restrict_files(ref, files), detect_all(files, events, find, config.threads),
+                             config.event_config, labels);
   F1s out{std::vector<double>(labels.size(), 0.0), or_zero(r.micro.f1)};
   for (const auto& c : r.classes)
     for (size_t k = 0; k < labels.size(); ++k)
@@ -124,12 +129,36 @@ FindEvents grid_events(const std::vector<TuneFile>& files) {
 }
 }  // namespace
 
-EventTable detect_all(const std::vector<TuneFile>& files, const EventsConfig& events, const FindEvents& find) {
-  EventTable out;
+EventTable detect_all(const std::vector<TuneFile>& files, const EventsConfig& events, const FindEvents& find,
+                      int threads) {
   const FindEvents f = find ? find : grid_events(files);
+  std::vector<std::vector<Event>> found(files.size());
+  // Files on `threads` threads (each file is one task; the events stage is const and shares
+  // nothing between files); the first error is rethrown here.
+  std::atomic<size_t> next{0};
+  std::exception_ptr error;
+  std::mutex error_mutex;
+  auto work = [&] {
+    for (size_t i; (i = next++) < files.size();) {
+      try {
+        found[i] = f(i, events);
+      } catch (...) {
+        std::lock_guard lock(error_mutex);
+        if (!error) error = std::current_exception();
+        next = files.size();
+      }
+    }
+  };
+  const size_t n = std::clamp<size_t>(size_t(std::max(threads, 1)), 1, std::max<size_t>(files.size(), 1));
+  std::vector<std::thread> pool;
+  for (size_t t = 1; t < n; ++t) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+  if (error) std::rethrow_exception(error);
+  EventTable out;
   for (size_t i = 0; i < files.size(); ++i) {
     out.add_file(files[i].name);
-    for (auto& e : f(i, events)) out.add(files[i].name, std::move(e));
+    for (auto& e : found[i]) out.add(files[i].name, std::move(e));
   }
   return out;
 }
@@ -172,7 +201,7 @@ TuneResult tune_events(const std::vector<TuneFile>& files, const EventTable& ref
 
   // The base, and each candidate setting given to every tunable class at once: one pass of the
   // whole events stage per candidate, each class judged on its own events.
-  const auto base_f1 = class_f1s(files, ref, base, config.event_config, labels, find);
+  const auto base_f1 = class_f1s(files, ref, base, config, labels, find);
   for (size_t c = 0; c < labels.size(); ++c)
     classes[c].f1_base = classes[c].f1_tuned = classes[c].n_ref > 0 ? base_f1.per_class[c] : 0.0;
 
@@ -201,7 +230,7 @@ TuneResult tune_events(const std::vector<TuneFile>& files, const EventTable& ref
           const ClassThreshold s = setting(c, m, t);
           set_class(cfg, labels[c], &s);
         }
-        const auto all = class_f1s(files, ref, cfg, config.event_config, labels, find);
+        const auto all = class_f1s(files, ref, cfg, config, labels, find);
         for (size_t c : tunable) f1[m][t].push_back(all.per_class[c]);
       }
 
@@ -234,7 +263,7 @@ TuneResult tune_events(const std::vector<TuneFile>& files, const EventTable& ref
   // Pass 2 (config.refine): the classes interact in the whole events stage (one name per sound,
   // bursts), so each class in turn tries every setting, and its base one, with the others at
   // theirs; a change is kept only if the event-based F1 over all classes (micro) rises.
-  auto current = class_f1s(files, ref, result.events, config.event_config, labels, find);
+  auto current = class_f1s(files, ref, result.events, config, labels, find);
   if (config.refine)
     for (size_t c : tunable) {
       if (found_none[c]) continue;
@@ -247,7 +276,7 @@ TuneResult tune_events(const std::vector<TuneFile>& files, const EventTable& ref
           else if (auto it = find_class(base.per_class, labels[c]); it != base.per_class.end()) s = it->second;
           EventsConfig cfg = result.events;
           set_class(cfg, labels[c], s ? &*s : nullptr);
-          auto f = class_f1s(files, ref, cfg, config.event_config, labels, find);
+          auto f = class_f1s(files, ref, cfg, config, labels, find);
           // ... and the class itself must not end below its base F1.
           if (f.micro > current.micro + 1e-12 && f.per_class[c] + 1e-12 >= classes[c].f1_base)
             current = std::move(f), best_setting = s, result.events = std::move(cfg);

@@ -47,6 +47,8 @@ struct TuneConfig {
   // keeping a change only if the F1 over all classes rises and its own stays at least at its
   // base (classes interact in the whole events stage). Costs (classes x settings) passes over the files instead of (settings).
   bool refine = true;
+  // Files are found on this many threads at once (the events stage of one detector is const).
+  int threads = 1;
 
   // 0.05, 0.10, ..., 0.90.
   static std::vector<double> default_thresholds();
@@ -96,7 +98,8 @@ TuneResult tune_events(const std::vector<TuneFile>& files, const EventTable& ref
 
 // Events of every file under `events` (file names as given): `find`, or detect::find_events on
 // the score grids.
-EventTable detect_all(const std::vector<TuneFile>& files, const EventsConfig& events, const FindEvents& find = {});
+EventTable detect_all(const std::vector<TuneFile>& files, const EventsConfig& events, const FindEvents& find = {},
+                      int threads = 1);
 
 // The reference restricted to `files` (each registered, with or without events).
 EventTable restrict_files(const EventTable& ref, const std::vector<TuneFile>& files);

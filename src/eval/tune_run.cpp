@@ -2,6 +2,7 @@
 // per-class settings on a tune split (eval/tune.hpp) and checks them on held-out files.
 #include "earmark/tune.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <filesystem>
@@ -9,6 +10,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -48,8 +50,8 @@ struct Scores {
 
 Scores score_split(const std::vector<ev::TuneFile>& files, const ev::EventTable& ref, const EventsConfig& events,
                    const ev::EventBasedConfig& ecfg, const std::vector<std::string>& classes,
-                   const ev::FindEvents& find) {
-  const auto est = ev::detect_all(files, events, find);
+                   const ev::FindEvents& find, int threads) {
+  const auto est = ev::detect_all(files, events, find, threads);
   const auto r = ev::restrict_files(ref, files);
   ev::Durations d;
   for (const auto& f : files) d[f.name] = f.duration_s;
@@ -80,6 +82,8 @@ TuneSummary tune(const TuneOptions& o) {
   tcfg.min_events = o.min_events;
   tcfg.event_config.t_collar = o.collar;
   tcfg.event_config.percentage_of_length = o.offset_ratio;
+  tcfg.threads = o.config.model.threads > 0 ? o.config.model.threads
+                                            : int(std::clamp(std::thread::hardware_concurrency(), 1u, 8u));
   tcfg.validate();
 
   Config cfg = o.config;
@@ -213,8 +217,10 @@ TuneSummary tune(const TuneOptions& o) {
   const bool has_held = !held.empty();
   const auto& eval_set = has_held ? held : tune_set;
   const auto& eval_kept = has_held ? held_kept : tune_kept;
-  const auto before = score_split(eval_set, ref, det.config().events, tcfg.event_config, classes, finder(eval_set, eval_kept));
-  const auto after = score_split(eval_set, ref, result.events, tcfg.event_config, classes, finder(eval_set, eval_kept));
+  const auto before = score_split(eval_set, ref, det.config().events, tcfg.event_config, classes,
+                                  finder(eval_set, eval_kept), tcfg.threads);
+  const auto after =
+      score_split(eval_set, ref, result.events, tcfg.event_config, classes, finder(eval_set, eval_kept), tcfg.threads);
   long eval_refs = before.eb.micro.n_ref;
   out_text << (has_held ? fmt::format("Held-out split ({} files, {} reference events):\n", held.size(), eval_refs)
                         : fmt::format("No held-out files (--holdout 0): figures on the tune split itself ({} files, "
