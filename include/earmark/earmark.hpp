@@ -289,10 +289,11 @@ class Detector {
   struct EventInputs;
   // detect_file that also keeps the file's EventInputs in `keep` (left empty if the file fails).
   FileResult detect_file(const std::string& path, std::shared_ptr<const EventInputs>* keep) const;
-  // The events of a file that detect_file(path, keep) scored (`scores`: its FileResult's), found again by the whole events
-  // stage (boundaries, salience, backgrounds, roll-up, bursts, false-alarm calibration) under
-  // `events`: this detector's events settings with other thresholds, filters or durations (its
-  // groups, allow/deny lists, roll-up and calibration must stay, or earmark::Error is thrown).
+  // The events of a file that detect_file(path, keep) scored (`scores`: its FileResult's),
+  // found again by the whole events stage (boundaries, salience, backgrounds, roll-up, bursts,
+  // false-alarm calibration) under `events`: this detector's events settings with other
+  // thresholds, filters or durations (its groups, allow/deny lists, roll-up and calibration
+  // must stay, or earmark::Error is thrown). Safe to call from several threads at once.
   std::vector<Event> find_events(const FrameScores& scores, const EventInputs& kept, EventsConfig events) const;
   // Same for samples already at 32 kHz mono.
   FileResult detect_samples(std::span<const float> samples, const std::string& name = "<memory>") const;
