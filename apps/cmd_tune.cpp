@@ -65,7 +65,10 @@ void add_tune_command(CLI::App& app) {
     t.config = o->model.load();
     auto line = std::make_shared<ProgressLine>("tune", !o->quiet && isatty(fileno(stderr)));
     t.log = [line](const std::string& s) { line->message(s); };
-    if (line->shown()) t.progress = [line](size_t done, size_t total) { line->update("scoring", done, total); };
+    if (line->shown()) {
+      t.progress = [line](size_t done, size_t total) { line->update("scoring", done, total); };
+      t.search_progress = [line](size_t done, size_t total) { line->update("searching", done, total); };
+    }
     std::cout << tune(t).text;
   });
 }

@@ -138,8 +138,15 @@ TEST(Tune, TunedConfigurationReproducesTheSearchOnTheFullGrid) {
   tc.thresholds = {0.2, 0.3, 0.45, 0.5, 0.55, 0.7};
   tc.median_frames = {1, 3};
   const std::vector<TuneFile> files = {{"a.wav", a.s, 20.0}, {"b.wav", b.s, 20.0}};
+  std::vector<std::pair<size_t, size_t>> calls;
+  tc.progress = [&](size_t done, size_t total) { calls.emplace_back(done, total); };
   const auto r = eval::tune_events(files, ref, plain_base(), tc);
   ASSERT_EQ(r.classes.size(), 3u);
+  // Progress: the base, 6 x 2 settings for the two tuned classes at once, the start of pass 2,
+  // then each of the two classes with every setting and its base one: 2 + 12 + 2 x 13 passes.
+  ASSERT_FALSE(calls.empty());
+  EXPECT_EQ(calls.back(), std::make_pair(size_t(39), size_t(40)));
+  for (size_t i = 1; i < calls.size(); ++i) EXPECT_EQ(calls[i].first, calls[i - 1].first + 1);
   EXPECT_TRUE(r.classes[0].tuned);
   EXPECT_TRUE(r.classes[1].tuned);
   EXPECT_FALSE(r.classes[2].tuned);

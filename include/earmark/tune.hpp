@@ -36,6 +36,9 @@ struct TuneOptions {
   std::function<void(const std::string&)> log;
   // Called before each file is scored (done of total); may be empty.
   std::function<void(size_t done, size_t total)> progress;
+  // Called before each pass of the events stage over the tune split while settings are searched
+  // (done of total); may be empty.
+  std::function<void(size_t done, size_t total)> search_progress;
 
   // Throws earmark::Error naming the option and its allowed range.
   void validate() const;

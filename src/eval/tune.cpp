@@ -220,11 +220,20 @@ TuneResult tune_events(const std::vector<TuneFile>& files, const EventTable& ref
     if (auto it = find_class(base.per_class, labels[c]); it != base.per_class.end()) s.min_duration_s = it->second.min_duration_s;
     return s;
   };
+  // Passes over the files: the base, pass 1, the start of pass 2 and pass 2 itself.
+  const size_t grid = med.size() * thr.size();
+  const size_t passes = tunable.empty() ? 2 : 2 + grid + (config.refine ? tunable.size() * (grid + 1) : 0);
+  size_t done_passes = 1;  // the base
+  auto step = [&] {
+    if (config.progress) config.progress(done_passes, passes);
+    ++done_passes;
+  };
   // f1[m][t][k]: F1 of tunable class k with median_frames[m] and thresholds[t].
   std::vector<std::vector<std::vector<double>>> f1(med.size(), std::vector<std::vector<double>>(thr.size()));
   if (!tunable.empty())
     for (size_t m = 0; m < med.size(); ++m)
       for (size_t t = 0; t < thr.size(); ++t) {
+        step();
         EventsConfig cfg = base;
         for (size_t c : tunable) {
           const ClassThreshold s = setting(c, m, t);
@@ -263,10 +272,14 @@ TuneResult tune_events(const std::vector<TuneFile>& files, const EventTable& ref
   // Pass 2 (config.refine): the classes interact in the whole events stage (one name per sound,
   // bursts), so each class in turn tries every setting, and its base one, with the others at
   // theirs; a change is kept only if the event-based F1 over all classes (micro) rises.
+  step();
   auto current = class_f1s(files, ref, result.events, config, labels, find);
   if (config.refine)
     for (size_t c : tunable) {
-      if (found_none[c]) continue;
+      if (found_none[c]) {
+        done_passes += grid + 1;
+        continue;
+      }
       std::optional<ClassThreshold> best_setting = chosen[c];
       for (size_t m = 0; m < med.size(); ++m)
         for (size_t t = 0; t <= thr.size(); ++t) {  // t == thr.size(): the base setting
@@ -274,6 +287,7 @@ TuneResult tune_events(const std::vector<TuneFile>& files, const EventTable& ref
           if (t < thr.size()) s = setting(c, m, t);
           else if (m > 0) continue;
           else if (auto it = find_class(base.per_class, labels[c]); it != base.per_class.end()) s = it->second;
+          step();
           EventsConfig cfg = result.events;
           set_class(cfg, labels[c], s ? &*s : nullptr);
           auto f = class_f1s(files, ref, cfg, config, labels, find);

@@ -49,6 +49,8 @@ struct TuneConfig {
   bool refine = true;
   // Files are found on this many threads at once (the events stage of one detector is const).
   int threads = 1;
+  // Called before each pass over the files (done of total passes); may be empty.
+  std::function<void(size_t done, size_t total)> progress;
 
   // 0.05, 0.10, ..., 0.90.
   static std::vector<double> default_thresholds();

@@ -84,6 +84,7 @@ TuneSummary tune(const TuneOptions& o) {
   tcfg.event_config.percentage_of_length = o.offset_ratio;
   tcfg.threads = o.config.model.threads > 0 ? o.config.model.threads
                                             : int(std::clamp(std::thread::hardware_concurrency(), 1u, 8u));
+  tcfg.progress = o.search_progress;
   tcfg.validate();
 
   Config cfg = o.config;
