@@ -164,12 +164,11 @@ EventTable detect_all(const std::vector<TuneFile>& files, const EventsConfig& ev
 }
 
 TuneResult tune_events(const std::vector<TuneFile>& files, const EventTable& ref, const EventsConfig& base,
-                       const TuneConfig& config, const FindEvents& find_in) {
+                       const TuneConfig& config, const FindEvents& find) {
   config.validate();
   TuneResult result;
   result.events = base;
   if (files.empty()) return result;
-  const FindEvents& find = find_in;  // empty: detect_all uses the score grids
   const auto& labels = files[0].scores.labels;
   const double hop = files[0].scores.hop_s;
   for (const auto& f : files) {
@@ -217,7 +216,8 @@ TuneResult tune_events(const std::vector<TuneFile>& files, const EventTable& ref
     s.off = thr[t] * config.off_ratio;
     s.median_s = med[m] * hop;
     // Keep a base min_duration_s override of this class.
-    if (auto it = find_class(base.per_class, labels[c]); it != base.per_class.end()) s.min_duration_s = it->second.min_duration_s;
+    if (auto it = find_class(base.per_class, labels[c]); it != base.per_class.end())
+      s.min_duration_s = it->second.min_duration_s;
     return s;
   };
   // Passes over the files: the base, pass 1, the start of pass 2 and pass 2 itself.
